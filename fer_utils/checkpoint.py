@@ -1,0 +1,124 @@
+"""Self-describing checkpoints.
+
+A checkpoint holds everything needed to use the model without any other
+configuration: the architecture arguments, the class names, the preprocessing
+(input size, crop, normalisation), the test-time augmentation to use, the
+training parameters, the data checksum and the validation metrics. Only plain
+Python values and tensors are stored, so ``torch.load(..., weights_only=True)``
+reads it safely.
+
+The shipped model (``models/fer2013_efficientnet_b3.pt``) is checked against the
+SHA-256 recorded here before it is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import paths
+from .files import atomic_write, sha256_file
+from .model import ModelConfig, create_model
+from .transforms import Preprocess
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "fer_utils.checkpoint/1"
+
+SHIPPED_MODEL = paths.MODELS_DIR / "fer2013_efficientnet_b3.pt"
+"""The trained model shipped with the repository (see models/README.md)."""
+
+SHIPPED_SHA256: str | None = None
+"""SHA-256 of the shipped model; ``None`` until one is shipped."""
+
+REQUIRED_KEYS = ("format", "model_config", "state_dict", "class_names", "preprocess")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, or not one of ours."""
+
+
+def save_checkpoint(path: str | os.PathLike[str], ckpt: dict[str, Any]) -> Path:
+    """Write ``ckpt`` atomically (temporary file, then rename), so a crash never leaves half a file."""
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise ValueError(f"checkpoint is missing {missing}")
+    return atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, expected_sha256: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``.
+
+    Args:
+        path: Checkpoint file.
+        expected_sha256: If given, the file's SHA-256 must match.
+
+    Raises:
+        CheckpointError: missing file, checksum mismatch, unreadable or foreign file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: checkpoint file not found")
+    if expected_sha256 is not None:
+        actual = sha256_file(p)
+        if actual != expected_sha256:
+            raise CheckpointError(f"{p}: SHA-256 {actual} does not match the expected {expected_sha256}")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f"{p}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{p}: not a fer_utils checkpoint (field 'format' is not {FORMAT!r})")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{p}: checkpoint lacks the fields {missing}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the network described by ``ckpt`` and load its weights (eval mode, float32)."""
+    cfg = ModelConfig.from_dict(ckpt["model_config"])
+    model, _ = create_model(cfg)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def describe(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's metadata: everything but weights and optimiser state."""
+    meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer", "scaler", "rng")}
+    meta["preprocess"] = Preprocess.from_dict(ckpt["preprocess"])
+    meta["model_config"] = ModelConfig.from_dict(ckpt["model_config"])
+    meta["class_names"] = tuple(ckpt["class_names"])
+    meta.setdefault("tta", "none")
+    meta.setdefault("metrics", {})
+    meta.setdefault("data", {})
+    return meta
+
+
+def load_model(
+    path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a model ready for inference.
+
+    Args:
+        path: A checkpoint; ``None`` loads the shipped model after checking its SHA-256.
+        device: Where to put the model.
+
+    Returns:
+        ``(model, meta)``: the model in eval mode, and metadata with
+        ``class_names`` (tuple), ``preprocess`` (:class:`Preprocess`),
+        ``model_config`` (:class:`ModelConfig`), ``tta`` (str), ``metrics``, ``data``.
+    """
+    if path is None:
+        if not SHIPPED_MODEL.is_file():
+            raise CheckpointError(f"{SHIPPED_MODEL}: no shipped model in this checkout; pass a checkpoint path")
+        ckpt = load_checkpoint(SHIPPED_MODEL, expected_sha256=SHIPPED_SHA256)
+    else:
+        ckpt = load_checkpoint(path)
+    return model_from_checkpoint(ckpt, device), describe(ckpt)

@@ -1,0 +1,163 @@
+"""FER+ annotator votes (Microsoft FERPlus ``fer2013new.csv``) joined to FER2013 rows by position.
+
+FER+ had ten crowd workers relabel every FER2013 image into eight emotions plus
+"unknown" and "not a face" (NF). Its file has one row per FER2013 row, in the same
+order, and must be joined **by row position**: the ``Image name`` column drifts
+after row 59, repeats four names and is empty for 173 rows.
+
+Columns: ``Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+import numpy as np
+import pandas as pd
+
+from fer_utils import CLASS_NAMES, SPLITS, paths
+from fer_utils.data import FERData, FERDataError
+
+logger = logging.getLogger(__name__)
+
+FERPLUS_COLUMNS: tuple[str, ...] = (
+    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF",
+)
+"""The ten vote columns, in file order, with FER+'s names."""
+
+META_COLUMNS: tuple[str, ...] = ("Usage", "Image name")
+"""The non-vote columns of the FER+ file."""
+
+_FER_LABEL = {name: label for label, name in enumerate(CLASS_NAMES)}
+
+FERPLUS_TO_FER: dict[str, int | None] = {
+    "neutral": _FER_LABEL["Neutral"],
+    "happiness": _FER_LABEL["Happy"],
+    "surprise": _FER_LABEL["Surprise"],
+    "sadness": _FER_LABEL["Sad"],
+    "anger": _FER_LABEL["Angry"],
+    "disgust": _FER_LABEL["Disgust"],
+    "fear": _FER_LABEL["Fear"],
+    "contempt": None,  # not a FER2013 class
+    "unknown": None,
+    "NF": None,  # not a face
+}
+"""FER+ vote column -> FER2013 label (``None``: no FER2013 counterpart)."""
+
+_INTEGER = re.compile(r"\d+")
+
+
+def read_ferplus(path: str | os.PathLike[str], n_rows: int | None = None) -> pd.DataFrame:
+    """Read and validate a FER+ votes file.
+
+    Args:
+        path: ``fer2013new.csv`` (relative paths are taken from the repository root).
+        n_rows: Rows of the FER2013 data it will be joined to; a different row count
+            is an error (the join is by position, so the files must match row for row).
+
+    Returns:
+        One row per FER2013 row, in file order (the RangeIndex is the FER2013 row
+        position, i.e. ``FERData.index``): ``Usage`` and ``Image name`` (str, the
+        name may be empty) and the ten ``FERPLUS_COLUMNS`` as int64 vote counts.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        FERDataError: (a ``ValueError``) a missing column, a vote that is not a
+            non-negative integer, an unknown Usage value or a row-count mismatch,
+            naming the file, row and field.
+    """
+    source = paths.resolve(path)
+    file = str(source)
+    try:
+        df = pd.read_csv(source, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise FERDataError(file, "file is empty") from None
+    except pd.errors.ParserError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        row = int(line.group(1)) - 1 if line else None
+        raise FERDataError(file, f"malformed CSV ({str(exc).split('C error: ')[-1].strip()})", row=row) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    for col in (*META_COLUMNS, *FERPLUS_COLUMNS):
+        if col not in df.columns:
+            raise FERDataError(file, f"missing column '{col}' (the header has: {', '.join(df.columns)})", field=col)
+    if len(df) == 0:
+        raise FERDataError(file, "no data rows (the file holds only a header)")
+    df = df[[*META_COLUMNS, *FERPLUS_COLUMNS]].copy()
+
+    usage = df["Usage"].str.strip()
+    bad = ~usage.isin(SPLITS)
+    if bad.any():
+        i = int(np.argmax(bad.to_numpy()))
+        raise FERDataError(file, f"unknown Usage value '{df['Usage'].iat[i]}' (expected one of {', '.join(SPLITS)})",
+                           row=i + 1, field="Usage")
+    df["Usage"] = usage
+
+    for col in FERPLUS_COLUMNS:
+        text = df[col].str.strip()
+        ok = text.str.fullmatch(_INTEGER).to_numpy(dtype=bool)
+        if not ok.all():
+            i = int(np.argmin(ok))
+            raise FERDataError(file, f"vote count '{df[col].iat[i]}' is not a non-negative integer",
+                               row=i + 1, field=col)
+        df[col] = text.astype(np.int64)
+
+    if n_rows is not None and len(df) != n_rows:
+        raise FERDataError(file, f"has {len(df)} rows but the FER2013 data has {n_rows}: FER+ joins by row "
+                                 "position, so both files must hold the same rows in the same order")
+    return df.reset_index(drop=True)
+
+
+def ferplus_majority(votes_df: pd.DataFrame) -> np.ndarray:
+    """FER2013 label of each row's plurality vote.
+
+    Args:
+        votes_df: Has the ten ``FERPLUS_COLUMNS`` (as from :func:`read_ferplus`).
+
+    Returns:
+        (N,) int64: the FER2013 label (0-6) of the emotion with the most votes;
+        -1 where contempt, unknown or not-a-face has the most votes, where the top
+        count is tied between columns, or where there are no votes.
+    """
+    missing = [c for c in FERPLUS_COLUMNS if c not in votes_df.columns]
+    if missing:
+        raise ValueError(f"votes table lacks FER+ column(s) {', '.join(missing)}")
+    votes = votes_df[list(FERPLUS_COLUMNS)].to_numpy(dtype=np.int64)
+    top = votes.max(axis=1)
+    tied = (votes == top[:, None]).sum(axis=1) > 1
+    to_fer = np.array([-1 if FERPLUS_TO_FER[c] is None else FERPLUS_TO_FER[c] for c in FERPLUS_COLUMNS],
+                      dtype=np.int64)
+    labels = to_fer[votes.argmax(axis=1)]
+    labels[tied | (top == 0)] = -1
+    return labels
+
+
+def align_votes(votes_df: pd.DataFrame, data: FERData) -> pd.DataFrame:
+    """The votes of ``data``'s rows (also after :meth:`FERData.split`), checked against its splits.
+
+    Args:
+        votes_df: From :func:`read_ferplus` for the same file as ``data``.
+        data: FER2013 rows; ``data.index`` gives their positions in the file.
+
+    Returns:
+        ``votes_df`` rows in ``data``'s order, index reset to 0..len(data)-1.
+
+    Raises:
+        FERDataError: ``data`` comes from an image folder (no row positions), has
+            positions beyond the votes file, or a row's Usage differs between files.
+    """
+    if data.file_format == "folder":
+        raise FERDataError(data.source, "image-folder data has no row positions in fer2013.csv, "
+                                        "so FER+ votes cannot be joined to it")
+    if len(data) and int(data.index.max()) >= len(votes_df):
+        raise FERDataError(data.source, f"has row positions up to {int(data.index.max())} but the FER+ votes "
+                                        f"cover {len(votes_df)} rows")
+    aligned = votes_df.iloc[data.index].reset_index(drop=True)
+    differs = aligned["Usage"].to_numpy() != data.usage
+    if differs.any():
+        i = int(np.argmax(differs))
+        raise FERDataError(data.source, f"Usage '{data.usage[i]}' differs from the FER+ file's "
+                                        f"'{aligned['Usage'].iat[i]}': the files are not row-aligned",
+                           row=int(data.index[i]) + 1, field="Usage")
+    return aligned

@@ -1,0 +1,551 @@
+"""Training engine: ``train(TrainConfig(...))`` or ``python -m fer_utils.train``.
+
+What a run writes to ``out_dir``:
+
+- ``config.json``: the effective configuration, the model's initialisation
+  (including any warning that pretrained weights were unavailable), the data
+  checksum and library versions;
+- ``summary.csv``: one row per epoch (learning rate, train loss/accuracy,
+  validation loss/accuracy/macro-F1, seconds, images/s);
+- ``last.pt`` after every epoch and ``best.pt`` whenever the named validation
+  metric improves (``eval_metric``, higher is better unless ``eval_decreasing``).
+
+Checkpoints are written atomically. Re-running with the same ``out_dir``
+resumes from ``last.pt``, so an interruption costs at most the epoch in
+progress, and raising ``epochs`` continues a finished run. Each epoch's
+shuffling, augmentation and dropout are seeded from ``(seed, epoch)``, so on
+CPU a seed gives the same run, interrupted or not.
+
+Under ``torchrun --nproc_per_node=N`` the engine uses DistributedDataParallel
+(gloo on CPU, NCCL on GPU); each rank trains on its own shard of every epoch's
+permutation and rank 0 evaluates and writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import CLASS_NAMES, NUM_CLASSES, __version__, paths
+from .checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from .files import atomic_write_json, atomic_write_text
+from .model import ModelConfig, channels_last, create_model, pretrained_stats
+from .transforms import AugmentConfig, GrayAugment, Preprocess, pixel_stats
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Parameters of one training run (saved as ``config.json`` and inside checkpoints)."""
+
+    # data
+    data: str = ""  # FER2013 CSV/CSV.gz/folder; "" = $FER2013_CSV, data/fer2013.csv, else the synthetic set
+    out_dir: str = "models/runs/default"  # relative paths are taken from the repository root
+    train_split: str = "Training"  # the only split the model learns from
+    val_split: str = "PublicTest"  # model selection happens here, never on PrivateTest
+    limit_train: int = 0  # use at most this many training images (0 = all); for smoke runs
+    limit_val: int = 0  # use at most this many validation images (0 = all)
+    class_weights: str = ""  # JSON from notebook 02 / fer_utils.class_weights; "" = unweighted loss
+    # model
+    arch: str = "efficientnet_b3"  # any timm model name
+    img_size: int = 48  # model input side; faces are resized to it
+    crop_size: int = 44  # random crop during training, centre crop at test time (48 = none)
+    stem_stride: int = 2  # 1 keeps more resolution for small faces, at ~4x compute
+    drop_rate: float = 0.3  # dropout before the classifier
+    drop_path_rate: float = 0.1  # stochastic depth
+    pretrained: bool = False  # try ImageNet weights from the hub (falls back to random, loudly)
+    weights_path: str = ""  # local pretrained weights file, used instead of the hub
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "adamw"  # "adamw" or "sgd" (Nesterov momentum)
+    lr: float = 2e-3  # peak learning rate after warm-up
+    min_lr_ratio: float = 0.01  # cosine decays to lr * min_lr_ratio
+    weight_decay: float = 0.05  # not applied to biases and normalisation weights
+    momentum: float = 0.9  # SGD only
+    warmup_epochs: float = 1.0  # linear warm-up from ~0, may be fractional
+    grad_clip: float = 5.0  # max gradient norm (0 = off); guards the first steps from scratch
+    label_smoothing: float = 0.1
+    mixup_alpha: float = 0.0  # 0 = off
+    cutmix_alpha: float = 0.0  # 0 = off
+    mix_prob: float = 0.5  # share of batches that get mixup/cutmix when enabled
+    # augmentation (see fer_utils.transforms.AugmentConfig)
+    aug_rotate_deg: float = 10.0
+    aug_scale: float = 0.1  # zoom range 1 +- aug_scale
+    aug_translate: float = 0.08
+    aug_erasing: float = 0.25  # probability of random erasing
+    # evaluation
+    eval_metric: str = "accuracy"  # validation metric that picks best.pt
+    eval_decreasing: bool = False  # True if lower is better (e.g. "loss")
+    tta: str = "flip"  # test-time augmentation recorded for evaluation ("none", "flip", "tencrop")
+    # run
+    seed: int = 0
+    device: str = "auto"  # "auto" = cuda if available, else cpu
+    num_threads: int = 0  # torch CPU threads (0 = torch's default)
+    resume: bool = True  # continue from out_dir/last.pt when it exists
+    progress: bool = True  # tqdm progress bar per epoch
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(
+            arch=self.arch,
+            in_chans=1,
+            num_classes=NUM_CLASSES,
+            drop_rate=self.drop_rate,
+            drop_path_rate=self.drop_path_rate,
+            stem_stride=self.stem_stride,
+        )
+
+    def augment_config(self) -> AugmentConfig:
+        return AugmentConfig(
+            scale=(1 - self.aug_scale, 1 + self.aug_scale),
+            rotate_deg=self.aug_rotate_deg,
+            translate=self.aug_translate,
+            erasing=self.aug_erasing,
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown training parameters: {sorted(unknown)}")
+        return cls(**d)
+
+
+SUMMARY_FIELDS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+    "epoch_seconds",
+    "images_per_s",
+)
+
+
+# ---------------------------------------------------------------- distributed
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: torch.device) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return _Dist(rank=dist.get_rank(), world=dist.get_world_size())
+
+
+def _sync_buffers(model: nn.Module, d: _Dist) -> None:
+    """Give every rank rank 0's BatchNorm statistics (DDP syncs buffers only at the start of a forward)."""
+    if d.world > 1:
+        import torch.distributed as dist
+
+        for buf in model.buffers():
+            dist.broadcast(buf, src=0)
+
+
+def _barrier(d: _Dist) -> None:
+    if d.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = _param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {cfg.optimizer!r}")
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) -> float:
+    """Multiplier of the peak learning rate: linear warm-up, then cosine decay to ``min_ratio``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def soft_targets(labels: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """One-hot targets (N, NUM_CLASSES) with label smoothing."""
+    t = F.one_hot(labels, NUM_CLASSES).float()
+    return t * (1 - smoothing) + smoothing / NUM_CLASSES
+
+
+def mix_batch(
+    x: torch.Tensor, t: torch.Tensor, cfg: TrainConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply mixup or cutmix to a batch with probability ``cfg.mix_prob``."""
+    use = [a for a in (("mixup", cfg.mixup_alpha), ("cutmix", cfg.cutmix_alpha)) if a[1] > 0]
+    if not use or torch.rand(1, generator=gen).item() >= cfg.mix_prob:
+        return x, t
+    kind, alpha = use[int(torch.randint(len(use), (1,), generator=gen))]
+    lam = float(np.random.default_rng(int(torch.randint(2**31, (1,), generator=gen))).beta(alpha, alpha))
+    perm = torch.randperm(x.shape[0], generator=gen)
+    if kind == "mixup":
+        return x * lam + x[perm] * (1 - lam), t * lam + t[perm] * (1 - lam)
+    h, w = x.shape[-2:]
+    ch, cw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+    cy, cx = int(torch.randint(h, (1,), generator=gen)), int(torch.randint(w, (1,), generator=gen))
+    y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    x = x.clone()
+    x[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
+    lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+    return x, t * lam + t[perm] * (1 - lam)
+
+
+def weighted_soft_ce(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy with soft targets; class weights scale each class's term."""
+    logp = F.log_softmax(logits.float(), dim=1)
+    if weights is not None:
+        targets = targets * weights
+    return -(targets * logp).sum(1).mean()
+
+
+def _subset(images: np.ndarray, labels: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if limit and limit < len(labels):
+        idx = np.sort(np.random.default_rng(seed).choice(len(labels), limit, replace=False))
+        return images[idx], labels[idx]
+    return images, labels
+
+
+def _write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _read_summary(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _versions() -> dict[str, str]:
+    import timm
+
+    return {"fer_utils": __version__, "torch": str(torch.__version__), "timm": str(timm.__version__), "python": sys.version.split()[0]}
+
+
+# ---------------------------------------------------------------- evaluation during training
+
+
+@torch.no_grad()
+def _validate(
+    model: nn.Module, images: np.ndarray, labels: np.ndarray, pre: Preprocess, device: torch.device, batch: int
+) -> dict[str, float]:
+    from .evaluate import compute_metrics, predict
+
+    probs = predict(model, images, pre, tta="none", batch_size=batch, device=device)
+    m = compute_metrics(labels, probs)
+    p_true = np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)
+    return {"loss": float(-np.log(p_true).mean()), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train (or resume) a run; returns a summary with the best epoch and metric.
+
+    Raises:
+        fer_utils.data.FERDataError: bad data or a missing split.
+        ValueError: a resumed run whose data or architecture differ from ``cfg``.
+    """
+    return fit(cfg)[1]
+
+
+def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
+    """Like :func:`train`, but also returns this rank's model after the last epoch.
+
+    Raises:
+        fer_utils.data.FERDataError: bad data or a missing split.
+        ValueError: a resumed run whose data or architecture differ from ``cfg``.
+    """
+    from tqdm.auto import tqdm
+
+    from .class_weights import load_class_weights
+    from .data import load_dataset
+
+    device = _pick_device(cfg.device)
+    dist = _init_distributed(device)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    out = paths.resolve(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    data = load_dataset(cfg.data or None)
+    tr, va = data.split(cfg.train_split), data.split(cfg.val_split)
+    x_tr, y_tr = _subset(tr.images, tr.labels, cfg.limit_train, cfg.seed)
+    x_va, y_va = _subset(va.images, va.labels, cfg.limit_val, cfg.seed + 1)
+    data_info = {
+        "source": data.source.name,
+        "content_md5": data.content_md5,
+        "canonical": bool(data.is_canonical),
+        "synthetic": bool(data.is_synthetic),
+        "train_split": cfg.train_split,
+        "val_split": cfg.val_split,
+        "n_train": int(len(y_tr)),
+        "n_val": int(len(y_va)),
+    }
+
+    torch.manual_seed(cfg.seed)
+    mcfg = cfg.model_config()
+    model, init = create_model(mcfg, pretrained=cfg.pretrained, weights_path=cfg.weights_path or None)
+    stats = pretrained_stats(model) if init.startswith(("imagenet", "file")) else None
+    mean, std = stats if stats else pixel_stats(x_tr)
+    pre = Preprocess(img_size=cfg.img_size, crop_size=cfg.crop_size, mean=mean, std=std)
+    augment = GrayAugment(pre, cfg.augment_config())
+    weights = torch.tensor(load_class_weights(cfg.class_weights), dtype=torch.float32) if cfg.class_weights else None
+
+    model = channels_last(model.to(device))
+    opt = _make_optimizer(model, cfg)
+    per_rank = len(y_tr) // dist.world
+    drop_last = per_rank >= 2 * cfg.batch_size
+    steps_per_epoch = per_rank // cfg.batch_size if drop_last else math.ceil(per_rank / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup_steps = int(cfg.warmup_epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, total_steps, warmup_steps, cfg.min_lr_ratio)
+    )
+    use_amp = device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    start_epoch, best_value, best_epoch = 0, None, None
+    last_path, best_path, summary_path = out / "last.pt", out / "best.pt", out / "summary.csv"
+    rows: list[dict[str, Any]] = []
+    if cfg.resume and last_path.is_file():
+        ck = load_checkpoint(last_path)
+        if ck["data"].get("content_md5") != data.content_md5:
+            raise ValueError(f"{last_path}: was trained on different data (field 'data.content_md5'); use a new out_dir")
+        if ck["model_config"] != mcfg.to_dict():
+            raise ValueError(f"{last_path}: model_config differs from this run's; use a new out_dir")
+        model.load_state_dict(ck["state_dict"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        if "scaler" in ck:
+            scaler.load_state_dict(ck["scaler"])
+        start_epoch = int(ck["epoch"])
+        best_value, best_epoch = ck["best"]["value"], ck["best"]["epoch"]
+        init = ck.get("init", init)
+        rows = _read_summary(summary_path)[:start_epoch]
+        logger.info("resumed %s at epoch %d (best %s=%s at epoch %s)", last_path, start_epoch, cfg.eval_metric, best_value, best_epoch)
+
+    if dist.main:
+        atomic_write_json(
+            out / "config.json",
+            {"train_config": asdict(cfg), "model_config": mcfg.to_dict(), "preprocess": pre.to_dict(), "init": init,
+             "data": data_info, "versions": _versions(), "world_size": dist.world},
+        )
+    net: nn.Module = model
+    if dist.world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    x_tr_t, y_tr_t = torch.from_numpy(np.ascontiguousarray(x_tr)), torch.from_numpy(y_tr.astype(np.int64))
+    base = cfg.seed * 1_000_003
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        net.train()
+        perm = torch.randperm(len(y_tr_t), generator=torch.Generator().manual_seed(base + epoch))
+        shard = perm[dist.rank :: dist.world][:per_rank]
+        gen = torch.Generator().manual_seed(base + 7919 * (epoch + 1) + dist.rank)
+        torch.manual_seed(base + 104729 * (epoch + 1) + dist.rank)  # dropout / drop-path
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and dist.main),
+                   mininterval=2.0, leave=False)
+        for step in bar:
+            idx = shard[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            y = y_tr_t[idx]
+            x = augment(x_tr_t[idx], gen)
+            x, t = mix_batch(x, soft_targets(y, cfg.label_smoothing), cfg, gen)
+            x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            t, y = t.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = net(x)
+            loss = weighted_soft_ce(logits, t, weights.to(device) if weights is not None else None)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; lower lr")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            loss_sum += loss.item() * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        bar.close()
+        train_seconds = time.perf_counter() - t0
+
+        _sync_buffers(model, dist)
+        if not dist.main:
+            _barrier(dist)
+            continue
+        val = _validate(model, x_va, y_va, pre, device, max(256, cfg.batch_size))
+        value = val[cfg.eval_metric]
+        improved = best_value is None or (value < best_value if cfg.eval_decreasing else value > best_value)
+        if improved:
+            best_value, best_epoch = value, epoch + 1
+        row = {
+            "epoch": epoch + 1,
+            "lr": f"{sched.get_last_lr()[0]:.6g}",
+            "train_loss": f"{loss_sum / max(seen, 1):.5f}",
+            "train_accuracy": f"{correct / max(seen, 1):.5f}",
+            "val_loss": f"{val['loss']:.5f}",
+            "val_accuracy": f"{val['accuracy']:.5f}",
+            "val_macro_f1": f"{val['macro_f1']:.5f}",
+            "epoch_seconds": f"{time.perf_counter() - t0:.1f}",
+            "images_per_s": f"{seen * dist.world / train_seconds:.1f}",
+        }
+        rows.append(row)
+        ckpt = {
+            "format": FORMAT,
+            "model_config": mcfg.to_dict(),
+            "state_dict": model.state_dict(),
+            "class_names": list(CLASS_NAMES),
+            "preprocess": pre.to_dict(),
+            "tta": cfg.tta,
+            "train_config": asdict(cfg),
+            "init": init,
+            "data": data_info,
+            "epoch": epoch + 1,
+            "metrics": {f"val_{k}": v for k, v in val.items()},
+            "best": {"metric": f"val_{cfg.eval_metric}", "decreasing": cfg.eval_decreasing, "value": best_value, "epoch": best_epoch},
+            "versions": _versions(),
+        }
+        if improved:
+            save_checkpoint(best_path, ckpt)
+        save_checkpoint(last_path, {**ckpt, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict()})
+        _write_summary(summary_path, rows)
+        logger.info(
+            "epoch %d/%d  train_loss %s  val_acc %.4f  val_f1 %.4f  %.0f img/s%s",
+            epoch + 1, cfg.epochs, row["train_loss"], val["accuracy"], val["macro_f1"], float(row["images_per_s"]),
+            "  (best)" if improved else "",
+        )
+        _barrier(dist)
+
+    result = {
+        "out_dir": str(out),
+        "epochs": cfg.epochs,
+        "best_metric": f"val_{cfg.eval_metric}",
+        "best_value": best_value,
+        "best_epoch": best_epoch,
+        "best_checkpoint": str(best_path),
+        "last_checkpoint": str(last_path),
+        "init": init,
+        "rank": dist.rank,
+    }
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        tdist.destroy_process_group()
+    return model, result
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _parse_bool(s: str) -> bool:
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
+
+
+def config_from_args(argv: list[str] | None = None) -> TrainConfig:
+    """``--config FILE.yaml`` gives defaults; every TrainConfig field is also a ``--flag``."""
+    parser = argparse.ArgumentParser(prog="python -m fer_utils.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="YAML file of TrainConfig fields")
+    for f in dataclasses.fields(TrainConfig):
+        kind = _parse_bool if f.type in ("bool", bool) else {"int": int, "float": float}.get(str(f.type), str)
+        parser.add_argument(f"--{f.name}", type=kind, default=None, help=f"(default: {f.default})")
+    args = parser.parse_args(argv)
+    values: dict[str, Any] = {}
+    if args.config:
+        import yaml
+
+        with open(paths.resolve(args.config)) as fh:
+            values.update(yaml.safe_load(fh) or {})
+    values.update({k: v for k, v in vars(args).items() if k != "config" and v is not None})
+    return TrainConfig.from_dict(values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .data import FERDataError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = config_from_args(argv)
+        result = train(cfg)
+    except (FERDataError, CheckpointError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from last.pt", file=sys.stderr)
+        return 130
+    if result["rank"] == 0:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""fer_utils.ferplus: reading FER+ votes, validating them, and the majority label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_utils import CLASS_NAMES
+from fer_utils.data import FERDataError, read_fer2013
+from fer_utils.ferplus import (FERPLUS_COLUMNS, FERPLUS_TO_FER, align_votes, ferplus_majority,
+                               read_ferplus)
+
+HEADER = "Usage,Image name," + ",".join(FERPLUS_COLUMNS)
+#          neutral happy surprise sad anger disgust fear contempt unknown NF
+VOTES = [
+    ("Training", "fer0000000.png", [4, 0, 0, 1, 3, 2, 0, 0, 0, 0]),  # neutral
+    ("Training", "fer0000001.png", [0, 9, 0, 0, 0, 0, 0, 0, 1, 0]),  # happiness
+    ("Training", "", [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]),  # not a face; empty name
+    ("PublicTest", "fer0000003.png", [0, 0, 0, 0, 5, 5, 0, 0, 0, 0]),  # anger/disgust tie
+    ("PublicTest", "fer0000004.png", [1, 0, 0, 0, 0, 0, 0, 6, 3, 0]),  # contempt
+    ("PrivateTest", "fer0000005.png", [0, 0, 0, 0, 0, 0, 7, 0, 3, 0]),  # fear
+]
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FER_UTILS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def votes_text(rows: list[tuple[str, str, list[int]]] = VOTES) -> str:
+    lines = [HEADER] + [f"{usage},{name}," + ",".join(map(str, v)) for usage, name, v in rows]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def votes_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "fer2013new.csv"
+    path.write_text(votes_text())
+    return path
+
+
+def test_votes_are_read_as_int64_columns_in_file_order(votes_csv: Path) -> None:
+    df = read_ferplus(votes_csv)
+    assert list(df.columns) == ["Usage", "Image name", *FERPLUS_COLUMNS]
+    assert len(df) == len(VOTES) and list(df.index) == list(range(len(VOTES)))
+    assert all(df[c].dtype == np.int64 for c in FERPLUS_COLUMNS)
+    assert df.loc[1, "happiness"] == 9
+    assert df.loc[2, "Image name"] == ""
+    assert df["Usage"].tolist() == [usage for usage, _, _ in VOTES]
+
+
+def test_mapping_covers_the_seven_fer_classes_once() -> None:
+    assert sorted(v for v in FERPLUS_TO_FER.values() if v is not None) == list(range(len(CLASS_NAMES)))
+    assert [c for c, v in FERPLUS_TO_FER.items() if v is None] == ["contempt", "unknown", "NF"]
+    assert CLASS_NAMES[FERPLUS_TO_FER["happiness"]] == "Happy"
+
+
+def test_majority_maps_to_fer_labels_and_marks_ties_and_non_fer_winners(votes_csv: Path) -> None:
+    labels = ferplus_majority(read_ferplus(votes_csv))
+    assert labels.dtype == np.int64
+    expected = [CLASS_NAMES.index("Neutral"), CLASS_NAMES.index("Happy"), -1, -1, -1, CLASS_NAMES.index("Fear")]
+    assert labels.tolist() == expected
+
+
+def test_majority_of_no_votes_is_minus_one() -> None:
+    empty = pd.DataFrame([[0] * len(FERPLUS_COLUMNS)], columns=list(FERPLUS_COLUMNS))
+    assert ferplus_majority(empty).tolist() == [-1]
+
+
+def test_non_integer_vote_names_file_row_and_field(tmp_path: Path) -> None:
+    text = votes_text().replace("fer0000001.png,0,9,", "fer0000001.png,0,nine,")
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(FERDataError) as info:
+        read_ferplus(path)
+    assert isinstance(info.value, ValueError)
+    assert (info.value.file, info.value.row, info.value.field) == (str(path), 2, "happiness")
+    assert "vote count 'nine' is not a non-negative integer" in str(info.value)
+
+
+def test_missing_column_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "nonf.csv"
+    lines = [line.rsplit(",", 1)[0] for line in votes_text().splitlines()]  # drop the NF column
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FERDataError, match="missing column 'NF'") as info:
+        read_ferplus(path)
+    assert info.value.field == "NF" and str(path) in str(info.value)
+
+
+def test_row_count_mismatch_is_refused(votes_csv: Path) -> None:
+    with pytest.raises(FERDataError, match=f"has {len(VOTES)} rows but the FER2013 data has 7"):
+        read_ferplus(votes_csv, n_rows=7)
+    assert len(read_ferplus(votes_csv, n_rows=len(VOTES))) == len(VOTES)
+
+
+def test_align_votes_follows_a_split_by_row_position(tmp_path: Path, votes_csv: Path) -> None:
+    rng = np.random.default_rng(0)
+    lines = ["emotion,pixels,Usage"]
+    for usage, _, _ in VOTES:
+        lines.append(f"0,{' '.join(map(str, rng.integers(0, 256, 48 * 48)))},{usage}")
+    fer_csv = tmp_path / "fer.csv"
+    fer_csv.write_text("\n".join(lines) + "\n")
+    fer = read_fer2013(fer_csv, use_cache=False)
+    public = align_votes(read_ferplus(votes_csv, n_rows=len(fer)), fer.split("PublicTest"))
+    assert public["Image name"].tolist() == ["fer0000003.png", "fer0000004.png"]

@@ -1,0 +1,169 @@
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fer_utils.train as train_mod
+from fer_utils.checkpoint import load_checkpoint, load_model
+from fer_utils.train import TrainConfig, fit, lr_factor, mix_batch, soft_targets, train
+
+
+def config(data, out, **kw):
+    base = dict(data=str(data), out_dir=str(out), arch="resnet10t", epochs=2, batch_size=16, limit_val=28,
+                num_threads=1, progress=False, drop_path_rate=0.0, warmup_epochs=0.5, lr=3e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def same_weights(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    model, result = fit(config(tiny_csv, out))
+    return out, model, result
+
+
+def test_run_writes_config_summary_last_and_best(finished_run):
+    out, _, result = finished_run
+    for name in ("config.json", "summary.csv", "last.pt", "best.pt"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert set(train_mod.SUMMARY_FIELDS) == set(rows[0])
+    assert result["init"] == "random"
+
+
+def test_best_checkpoint_is_the_epoch_with_highest_validation_accuracy(finished_run):
+    out, _, result = finished_run
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    accs = [float(r["val_accuracy"]) for r in rows]
+    best = load_checkpoint(out / "best.pt")
+    assert best["epoch"] == result["best_epoch"] == int(np.argmax(accs)) + 1
+    assert best["best"]["metric"] == "val_accuracy"
+    assert "optimizer" not in best and "optimizer" in load_checkpoint(out / "last.pt")
+
+
+def test_checkpoint_alone_rebuilds_the_trained_model(finished_run, tiny_csv):
+    out, model, _ = finished_run
+    loaded, meta = load_model(out / "last.pt")
+    x = torch.randn(3, 1, 48, 48)
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-5)
+    assert meta["class_names"][3] == "Happy"
+    assert meta["preprocess"].crop_size == 44
+    assert meta["tta"] == "flip"
+    assert meta["data"]["synthetic"] is True
+    assert "val_accuracy" in meta["metrics"]
+
+
+def test_same_seed_gives_identical_weights_on_cpu(finished_run, tiny_csv, tmp_path):
+    _, model, _ = finished_run
+    again, _ = fit(config(tiny_csv, tmp_path))
+    assert same_weights(model.state_dict(), again.state_dict())
+
+
+def test_different_seed_gives_different_weights(finished_run, tiny_csv, tmp_path):
+    _, model, _ = finished_run
+    other, _ = fit(config(tiny_csv, tmp_path, seed=1))
+    assert not same_weights(model.state_dict(), other.state_dict())
+
+
+def test_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(finished_run, tiny_csv, tmp_path, monkeypatch):
+    _, model, _ = finished_run
+    real_loss, calls = train_mod.weighted_soft_ce, []
+    steps_per_epoch = (12 * 7) // 16
+
+    def interrupt_in_second_epoch(*args):
+        calls.append(1)
+        if len(calls) == steps_per_epoch + 2:
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    monkeypatch.setattr(train_mod, "weighted_soft_ce", interrupt_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(config(tiny_csv, tmp_path))
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(train_mod, "weighted_soft_ce", real_loss)
+    resumed, result = fit(config(tiny_csv, tmp_path))
+    assert same_weights(model.state_dict(), resumed.state_dict())
+    assert len(list(csv.DictReader(open(tmp_path / "summary.csv")))) == 2
+
+
+def test_raising_epochs_continues_a_finished_run(finished_run, tiny_csv, tmp_path):
+    out, _, _ = finished_run
+    import shutil
+
+    shutil.copytree(out, tmp_path / "copy")
+    train(config(tiny_csv, tmp_path / "copy", epochs=3))
+    assert load_checkpoint(tmp_path / "copy" / "last.pt")["epoch"] == 3
+
+
+def test_resume_on_different_data_is_refused(finished_run, tmp_path):
+    out, _, _ = finished_run
+    from fer_utils.synthetic import make_synthetic_csv
+
+    other = make_synthetic_csv(tmp_path / "other.csv", n_per_class={"Training": 12, "PublicTest": 4}, seed=99)
+    with pytest.raises(ValueError, match="different data"):
+        train(config(other, out))
+
+
+def test_class_weights_json_is_used_in_the_loss(tiny_csv, tmp_path, monkeypatch):
+    from fer_utils.class_weights import save_class_weights
+
+    w = np.array([1.0, 5.0, 1.0, 0.5, 1.0, 1.0, 1.0])
+    save_class_weights(tmp_path / "w.json", w, scheme="inverse", counts=np.full(7, 12), data_md5="x")
+    seen = []
+    real = train_mod.weighted_soft_ce
+    monkeypatch.setattr(train_mod, "weighted_soft_ce", lambda lg, t, wt: seen.append(wt) or real(lg, t, wt))
+    train(config(tiny_csv, tmp_path / "run", epochs=1, class_weights=str(tmp_path / "w.json")))
+    assert torch.allclose(seen[0], torch.tensor(w, dtype=torch.float32))
+
+
+def test_lr_schedule_warms_up_then_decays_to_minimum():
+    f = [lr_factor(s, 100, 10, 0.01) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert lr_factor(100, 100, 10, 0.01) == pytest.approx(0.01)
+
+
+def test_soft_targets_sum_to_one_with_smoothing():
+    t = soft_targets(torch.tensor([0, 6]), 0.1)
+    assert torch.allclose(t.sum(1), torch.ones(2))
+    assert t[0, 0] == pytest.approx(0.9 + 0.1 / 7)
+
+
+def test_mixup_mixes_targets_consistently():
+    cfg = TrainConfig(mixup_alpha=0.4, mix_prob=1.0)
+    x = torch.randn(8, 1, 48, 48)
+    t = soft_targets(torch.arange(8) % 7, 0.0)
+    mx, mt = mix_batch(x, t, cfg, torch.Generator().manual_seed(0))
+    assert torch.allclose(mt.sum(1), torch.ones(8))
+    assert not torch.equal(mx, x)
+
+
+def test_cli_reports_missing_data_without_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "fer_utils.train", "--data", str(tmp_path / "none.csv"),
+                        "--out_dir", str(tmp_path / "o")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "none.csv" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_two_process_distributed_training_keeps_ranks_identical(tiny_csv, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    worker = Path(__file__).with_name("ddp_worker.py")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+                        str(worker), str(tiny_csv), str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert same_weights(w0, w1)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
