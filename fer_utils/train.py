@@ -243,6 +243,19 @@ def mix_batch(
     return x, t * lam + t[perm] * (1 - lam)
 
 
+def make_batch(
+    images: torch.Tensor, labels: torch.Tensor, augment: GrayAugment, cfg: TrainConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Augment uint8 faces (B, 48, 48) and build soft targets, with mixup/cutmix when enabled.
+
+    Returns:
+        ``(x, targets, labels)``: float32 input (B, 1, S, S), targets (B, NUM_CLASSES), int64 labels (B,).
+    """
+    x = augment(images, gen)
+    x, t = mix_batch(x, soft_targets(labels, cfg.label_smoothing), cfg, gen)
+    return x, t, labels
+
+
 def weighted_soft_ce(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Cross-entropy with soft targets; class weights scale each class's term."""
     logp = F.log_softmax(logits.float(), dim=1)
@@ -408,9 +421,7 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
                    mininterval=2.0, leave=False)
         for step in bar:
             idx = shard[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            y = y_tr_t[idx]
-            x = augment(x_tr_t[idx], gen)
-            x, t = mix_batch(x, soft_targets(y, cfg.label_smoothing), cfg, gen)
+            x, t, y = make_batch(x_tr_t[idx], y_tr_t[idx], augment, cfg, gen)
             x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             t, y = t.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
