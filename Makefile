@@ -29,7 +29,8 @@ $(PY): pyproject.toml
 	touch $(PY)
 
 setup: $(PY) ## Create .venv, install fer_utils with its dev extra, and the nbstripout git filter
-	-$(VENV)/bin/nbstripout --install --attributes .gitattributes
+	@if git rev-parse --git-dir >/dev/null 2>&1; then $(VENV)/bin/nbstripout --install && echo "nbstripout filter installed"; \
+	else echo "not a git checkout: nbstripout filter not installed"; fi
 
 reproduce: $(PY) ## Run notebooks 01-04 headless into reports/ (DATA=path for FER2013; synthetic data otherwise)
 	$(FAST_MALLOC) $(PY) -m fer_utils.reproduce --profile $(PROFILE) $(if $(DATA),--data "$(DATA)",)

@@ -117,10 +117,27 @@ def create_model(
     else:
         model = timm.create_model(cfg.arch, pretrained=False, **kwargs)
 
+    if init.startswith("random"):
+        _zero_classifier(model)
     if cfg.stem_stride != 2:
         conv = _first_conv(model)
         conv.stride = (cfg.stem_stride, cfg.stem_stride)
     return model, init
+
+
+def _zero_classifier(model: nn.Module) -> None:
+    """Start the classifier at zero, so the first predictions are uniform.
+
+    timm initialises EfficientNet's classifier uniformly in +-1/sqrt(num_classes);
+    with 7 classes and 1536 features that gives initial logits around 20 and
+    gradient norms in the thousands, and training from scratch sits on the
+    majority class for epochs. At zero the loss starts at ln 7 and the features
+    below still get gradients once the classifier moves.
+    """
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if isinstance(head, nn.Linear):
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
 
 
 def pretrained_stats(model: nn.Module) -> tuple[float, float] | None:

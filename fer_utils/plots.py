@@ -312,3 +312,223 @@ def duplicates_grid(
         for col, (i, split, label) in enumerate(list(zip(g["rows"], g["splits"], g["labels"]))[:max_members]):
             _face(axes[row, col], images[i], f"{split}\n{class_names[label]}")
     return _finish(fig, save_to)
+
+
+# --------------------------------------------------------------------------- error analysis (notebook 04)
+# Static counterparts of fer_utils.browser's interactive views, for papermill reports where widgets do not run.
+
+
+def _heat_overlay(ax: Axes, image: np.ndarray, heat: np.ndarray, title: str = "") -> None:
+    """A face with its Grad-CAM map (float (48, 48) in [0, 1]) drawn over it in colour."""
+    ax.imshow(image, **FACE_STYLE)
+    ax.imshow(heat, cmap="jet", vmin=0.0, vmax=1.0, alpha=0.45, interpolation="bilinear")
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def confused_pairs_gradcam(
+    images: np.ndarray,
+    examples: pd.DataFrame,
+    heat_maps: np.ndarray,
+    *,
+    save_to: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """The most confident mistakes of each confused pair, each face above its Grad-CAM overlay.
+
+    Two figure rows per pair: the faces titled with their source row and
+    confidence, then the Grad-CAM map of the (wrong) predicted class over them.
+
+    Args:
+        images: uint8 (N, 48, 48), the evaluated split; ``images[examples.position]`` are the faces.
+        examples: ``browser.pair_examples(...)``: columns ``pair``, ``position``,
+            ``index``, ``confidence``, in display order.
+        heat_maps: float (len(examples), 48, 48) in [0, 1], aligned with ``examples``.
+        save_to: PNG path, or ``None``.
+    """
+    heat_maps = np.asarray(heat_maps)
+    if len(heat_maps) != len(examples):
+        raise ValueError(f"{len(heat_maps)} heat maps for {len(examples)} examples")
+    pairs = list(dict.fromkeys(examples["pair"])) if len(examples) else []
+    ncols = max([int((examples["pair"] == p).sum()) for p in pairs] + [1])
+    fig, axes = _face_grid(max(1, 2 * len(pairs)), ncols, cell=1.35)
+    if not pairs:
+        axes[0, 0].text(0.0, 0.5, "no mistakes", fontsize=10)
+    for k, pair in enumerate(pairs):
+        rows = examples[examples["pair"] == pair]
+        for j, (i, r) in enumerate(rows.iterrows()):
+            face = images[int(r["position"])]
+            _face(axes[2 * k, j], face, f"#{int(r['index'])} {float(r['confidence']):.2f}")
+            _heat_overlay(axes[2 * k + 1, j], face, heat_maps[examples.index.get_loc(i)])
+        axes[2 * k, 0].text(-0.12, 0.0, f"{pair}  (n={len(rows)})", transform=axes[2 * k, 0].transAxes,
+                            rotation=90, ha="right", va="center", fontsize=9, fontweight="bold")
+    fig.suptitle("Most confident mistakes per confused pair (true → predicted), with Grad-CAM of the prediction",
+                 fontsize=10)
+    return _finish(fig, save_to)
+
+
+def mistake_details(
+    images: np.ndarray,
+    rows: pd.DataFrame,
+    heat_maps: np.ndarray,
+    *,
+    class_names: Sequence[str] = CLASS_NAMES,
+    save_to: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """One line per face: the face, its Grad-CAM overlay and the probabilities of all classes.
+
+    Args:
+        images: uint8 (N, 48, 48), the evaluated split.
+        rows: ``browser.sample_table``/``select`` rows (or ``evaluate.misclassified``):
+            ``position``, ``index``, ``true``, ``pred``, ``true_name``, ``pred_name``
+            and one probability column per class name.
+        heat_maps: float (len(rows), 48, 48) in [0, 1], aligned with ``rows``.
+        class_names: Names in label order.
+        save_to: PNG path, or ``None``.
+    """
+    n = max(len(rows), 1)
+    fig, axes = plt.subplots(n, 3, figsize=(8.0, 1.9 * n), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 2.6]})
+    for ax in axes.ravel():
+        ax.axis("off")
+    y = np.arange(len(class_names))
+    for k, (_, r) in enumerate(rows.iterrows()):
+        face = images[int(r["position"])]
+        _face(axes[k, 0], face, f"row {int(r['index'])}\ntrue {r['true_name']}")
+        _heat_overlay(axes[k, 1], face, np.asarray(heat_maps)[k], f"Grad-CAM\n{r['pred_name']}")
+        ax = axes[k, 2]
+        ax.axis("on")
+        probs = np.array([r[name] for name in class_names], dtype=np.float64)
+        colours = ["#2e8540" if i == int(r["true"]) else "#c9302c" if i == int(r["pred"]) else "#7a8ca3"
+                   for i in range(len(class_names))]
+        ax.barh(y, probs, color=colours)
+        ax.set_yticks(y, list(class_names), fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.tick_params(axis="x", labelsize=7)
+        for i, p in enumerate(probs):
+            ax.text(min(p + 0.02, 0.9), i, f"{p:.2f}", va="center", fontsize=6)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0, 2].set_title("probabilities (green: true, red: predicted)", fontsize=8)
+    fig.tight_layout()
+    return _finish(fig, save_to)
+
+
+def reliability_diagram(
+    labels: np.ndarray,
+    probs_by_name: dict[str, np.ndarray],
+    *,
+    n_bins: int = 15,
+    title: str | None = None,
+    save_to: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """Reliability diagrams side by side (e.g. before and after temperature scaling).
+
+    Each panel shows, per equal-width confidence bin, the accuracy (bars) against
+    the diagonal of perfect calibration, the gap to the bin's mean confidence
+    (hatched), the share of faces per bin (grey steps) and the ECE in the title.
+
+    Args:
+        labels: True labels (N,).
+        probs_by_name: Panel title -> probabilities (N, C).
+        n_bins: Confidence bins.
+        title: Figure title.
+        save_to: PNG path, or ``None``.
+    """
+    from .calibration import expected_calibration_error, reliability_table
+
+    k = max(len(probs_by_name), 1)
+    fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.0), squeeze=False)
+    for ax, (name, probs) in zip(axes[0], probs_by_name.items()):
+        table = reliability_table(labels, probs, n_bins)
+        width = 1.0 / n_bins
+        centres = (table["lower"] + table["upper"]).to_numpy() / 2
+        acc = table["accuracy"].fillna(0).to_numpy()
+        conf = table["confidence"].to_numpy()
+        used = table["count"].to_numpy() > 0
+        ax.bar(centres[used], acc[used], width=width, color="#4a7ab5", edgecolor="white", label="accuracy")
+        ax.bar(centres[used], (conf - acc)[used], bottom=acc[used], width=width, color="none", edgecolor="#c9302c",
+               hatch="//", lw=0.6, label="gap to confidence")
+        ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1)
+        share = table["count"].to_numpy() / max(int(table["count"].sum()), 1)
+        ax.step(table["upper"], share, where="pre", color="0.5", lw=1, label="share of faces")
+        ece = expected_calibration_error(labels, probs, n_bins)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (probability of the prediction)",
+               ylabel="accuracy", title=f"{name}\nECE {ece:.3f}")
+        ax.legend(fontsize=7, frameon=False, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _finish(fig, save_to)
+
+
+LABEL_NOISE_LEGEND: dict[str, str] = {
+    "agrees_with_model": "FER+ majority = model's prediction",
+    "agrees_with_label": "FER+ majority = FER2013 label",
+    "other_class": "FER+ majority: another class",
+    "no_majority": "no FER+ majority (tie, contempt, unknown, not a face)",
+}
+"""Legend text of :func:`label_noise_plot`, keyed by ``browser.LABEL_NOISE_CATEGORIES``."""
+
+
+def label_noise_plot(table: pd.DataFrame, *, save_to: str | os.PathLike[str] | None = None) -> Figure:
+    """Stacked bars: for the mistakes of each true class, whom the FER+ majority agrees with.
+
+    Args:
+        table: ``browser.label_noise_table(...)``: rows = true classes plus
+            ``"all"``, columns = the four categories (counts of mistakes).
+        save_to: PNG path, or ``None``.
+    """
+    counts = table.reindex(columns=list(LABEL_NOISE_LEGEND), fill_value=0)
+    totals = counts.sum(axis=1).replace(0, 1)
+    shares = counts.div(totals, axis=0)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(shares) + 1.6))
+    colours = ["#2e8540", "#4a7ab5", "#e8a400", "#b0b0b0"]
+    left = np.zeros(len(shares))
+    y = np.arange(len(shares))
+    for col, colour in zip(LABEL_NOISE_LEGEND, colours):
+        ax.barh(y, shares[col], left=left, color=colour, label=LABEL_NOISE_LEGEND[col])
+        for i, (v, x0) in enumerate(zip(shares[col], left)):
+            if v >= 0.07:
+                ax.text(x0 + v / 2, i, f"{v:.0%}", ha="center", va="center", fontsize=7, color="white")
+        left += shares[col].to_numpy()
+    ax.set_yticks(y, [f"{name} (n={int(n)})" for name, n in zip(shares.index, counts.sum(axis=1))])
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="share of the model's mistakes", title="Mistakes by true class: does FER+ side with the model?")
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    fig.tight_layout()
+    return _finish(fig, save_to)
+
+
+def save_face_pngs(
+    images: np.ndarray,
+    mis_df: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    n: int = 10,
+    *,
+    scale: int = 4,
+) -> list[Path]:
+    """Write the first ``n`` faces of a mistakes table as individual enlarged grayscale PNGs.
+
+    File names: ``NN_row<index>_<true>_as_<pred>_<confidence>.png`` (``NN`` = rank in the table).
+
+    Args:
+        images: uint8 (N, 48, 48), the evaluated split.
+        mis_df: ``evaluate.misclassified(...)`` (or a filtered/sorted copy).
+        out_dir: Folder (created).
+        n: Faces written at most.
+        scale: Integer enlargement (nearest neighbour, so pixels stay crisp).
+
+    Returns:
+        The written paths, in table order.
+    """
+    if scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale}")
+    out = Path(out_dir)
+    written = []
+    for rank, (_, r) in enumerate(mis_df.head(n).iterrows()):
+        face = np.asarray(images[int(r["position"])], dtype=np.uint8)
+        big = np.repeat(np.repeat(face, scale, axis=0), scale, axis=1)
+        name = f"{rank:02d}_row{int(r['index'])}_{r['true_name']}_as_{r['pred_name']}_{float(r['confidence']):.2f}.png"
+        written.append(atomic_write(out / name, lambda tmp, a=big: plt.imsave(tmp, a, cmap="gray", vmin=0, vmax=255,
+                                                                               format="png")))
+    return written

@@ -122,7 +122,7 @@ def checkpoint_banner(meta: dict[str, Any], *, data: Any = None, split: str | No
 
     Returns:
         Bullet lines; warnings when ``data`` is not the file the model was
-        trained on, or ``split`` was its training or model-selection split.
+        trained on, or (same file) ``split`` was its training or model-selection split.
     """
     arch = getattr(meta.get("model_config"), "arch", "?")
     trained = meta.get("data") or {}
@@ -138,14 +138,15 @@ def checkpoint_banner(meta: dict[str, Any], *, data: Any = None, split: str | No
     val = {k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, (int, float))}
     if val:
         lines.append("- **Validation metrics at that epoch:** " + ", ".join(f"{k} {v:.4f}" for k, v in val.items()))
-    if data is not None and trained.get("content_md5") and trained["content_md5"] != data.content_md5:
+    other_file = data is not None and bool(trained.get("content_md5")) and trained["content_md5"] != data.content_md5
+    if other_file:
         lines.append(
             f"- ⚠️ **Evaluated on a different file** (`{Path(data.source).name}`, MD5 `{data.content_md5}`) than it "
             "was trained on: fine for a new test set, but duplicates between the files can leak."
         )
     used = {s for s in (trained.get("train_split"), trained.get("val_split"), train_cfg.get("train_split"),
                         train_cfg.get("val_split")) if s}
-    if split is not None and split in used:
+    if split is not None and split in used and not other_file:
         lines.append(f"- ⚠️ **{split} was used for training or model selection**: its metrics are optimistic.")
     return "\n".join(lines)
 

@@ -30,7 +30,12 @@ Outputs, in ``reports/<profile>/`` or ``--out``: each executed notebook
 the figures and metrics JSON the notebooks write through ``report_dir``, and
 ``index.md`` / ``index.json`` listing them with the key metrics. Files are
 written atomically. A failing notebook stops the run: its partially executed
-copy and HTML are kept (the error is in them) and the exit status is 1.
+copy and HTML are kept (the error is in them) and the exit status is 1; a bad
+profile, argument or data file gives exit status 2 before any notebook runs.
+
+The notebooks run in the ``python3`` Jupyter kernel with the repository root as
+working directory; a kernel spec whose command is ``python`` runs the Python
+that runs this module (jupyter_client substitutes ``sys.executable``).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ import string
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +183,7 @@ class _Placeholders(Mapping[str, str]):
             self._values[key] = str(ensure_default_dataset())
         return self._values[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(PLACEHOLDERS)
 
     def __len__(self) -> int:
@@ -459,7 +464,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = load_profile(args.profile)
         selected = select_notebooks(args.only)
         out_dir = Path(args.out).expanduser().resolve() if args.out else paths.REPORTS_DIR / profile.name
-        out_dir.mkdir(parents=True, exist_ok=True)
         placeholders = _Placeholders(out_dir, profile.name)
         data = _cli_path(args.data) if args.data else None
         plan: list[tuple[str, dict[str, Any], str]] = []
@@ -479,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
+    out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused run leaves no empty report folder
     logger.info("profile %s (%s): %d notebook(s) -> %s", profile.name, profile.path, len(plan), out_dir)
     runs: list[NotebookRun] = []
     for i, (name, params, banner) in enumerate(plan, 1):

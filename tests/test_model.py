@@ -73,3 +73,9 @@ def test_pretrained_stats_average_rgb(b3):
     mean, std = pretrained_stats(b3[0])
     assert mean == pytest.approx(sum((0.485, 0.456, 0.406)) / 3)
     assert std == pytest.approx(sum((0.229, 0.224, 0.225)) / 3)
+
+
+def test_random_init_starts_with_uniform_predictions():
+    model, _ = create_model(ModelConfig())
+    probs = model.eval()(torch.randn(2, 1, 48, 48)).softmax(1)
+    assert torch.allclose(probs, torch.full_like(probs, 1 / NUM_CLASSES))

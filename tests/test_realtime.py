@@ -1,0 +1,278 @@
+"""The real-time pipeline, its command line, the fast classifier and notebook 05's headless run.
+
+Models are untrained (weights do not matter for these behaviours); the face is a real public-domain one from
+fer_utils/assets; no FER2013 data. Speed is measured by benchmarks/bench_realtime.py, not here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import fer_utils.checkpoint as ck
+import fer_utils.inference as inference
+from fer_utils import CLASS_NAMES, paths
+from fer_utils.checkpoint import CheckpointError
+from fer_utils.faces import Box
+from fer_utils.inference import FaceClassifier, resolve_checkpoint
+from fer_utils.model import ModelConfig, create_model
+from fer_utils.realtime import (
+    CorruptFrameError,
+    FaceSmoother,
+    Pipeline,
+    csv_header,
+    main,
+    make_sample_clip,
+    run,
+    sample_frames,
+    write_y4m,
+)
+from fer_utils.transforms import Preprocess
+
+
+def make_checkpoint(path: Path, arch: str = "test_efficientnet", seed: int = 0) -> Path:
+    """An untrained but complete fer_utils checkpoint."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(arch=arch)
+    model, _ = create_model(cfg)
+    return ck.save_checkpoint(path, {
+        "format": ck.FORMAT, "model_config": cfg.to_dict(), "state_dict": model.state_dict(),
+        "class_names": list(CLASS_NAMES), "preprocess": Preprocess(crop_size=44).to_dict(), "tta": "flip",
+    })
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """The PyTorch backend sets one thread process-wide (as the CLI and widget want); give other tests theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("realtime")
+    return {
+        "ckpt": make_checkpoint(d / "tiny.pt"),
+        "clip": make_sample_clip(d / "clip.mp4", n=30, fps=15),
+        "dir": d,
+    }
+
+
+@pytest.fixture(scope="module")
+def pipeline(files):
+    return Pipeline.from_checkpoint(files["ckpt"])
+
+
+def _faces(n: int = 3) -> np.ndarray:
+    from fer_utils.faces import HaarDetector, crop_face, to_gray
+
+    det = HaarDetector()
+    grays = [to_gray(f) for f in sample_frames(n, seed=2)]
+    return np.stack([crop_face(g, det.detect(g)[0], det.framing) for g in grays])
+
+
+# --------------------------------------------------------------------------- classifier
+
+
+def test_onnx_classifier_agrees_with_pytorch(files):
+    faces = _faces()
+    onnx = FaceClassifier(files["ckpt"], backend="onnx")
+    torch_clf = FaceClassifier(files["ckpt"], backend="torch")
+    assert onnx.backend == "onnx" and torch_clf.backend == "torch"
+    assert onnx.verification["max_abs_diff"] <= inference.ONNX_ATOL
+    p_onnx, p_torch = onnx.predict(faces), torch_clf.predict(faces)
+    assert p_onnx.shape == (3, len(CLASS_NAMES)) and p_onnx.dtype == np.float32
+    np.testing.assert_allclose(p_onnx, p_torch, atol=1e-5)
+    np.testing.assert_allclose(p_onnx.sum(1), 1.0, atol=1e-5)
+
+
+def test_onnx_export_happens_once_per_checkpoint(files):
+    FaceClassifier(files["ckpt"], backend="onnx")
+    exported = sorted((paths.cache_dir() / "onnx").glob("*.onnx"))
+    mtimes = [p.stat().st_mtime_ns for p in exported]
+    FaceClassifier(files["ckpt"], backend="onnx")
+    assert [p.stat().st_mtime_ns for p in exported] == mtimes
+
+
+def test_auto_backend_falls_back_to_pytorch_when_export_fails(files, monkeypatch):
+    def broken(*args, **kwargs):
+        raise inference.ExportError("no exporter")
+
+    monkeypatch.setattr(inference, "onnx_for_checkpoint", broken)
+    clf = FaceClassifier(files["ckpt"], backend="auto")
+    assert clf.backend == "torch" and "no exporter" in clf.backend_note
+    assert torch.get_num_threads() == 1
+
+
+def test_no_checkpoint_anywhere_names_what_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.setattr(inference, "SHIPPED_MODEL", tmp_path / "shipped.pt")
+    monkeypatch.setattr(inference, "DEFAULT_RUN_CHECKPOINT", tmp_path / "runs" / "best.pt")
+    with pytest.raises(CheckpointError, match=r"shipped\.pt.*runs/best\.pt.*--checkpoint"):
+        resolve_checkpoint(None)
+
+
+def test_given_checkpoint_path_is_used_and_must_exist(files, tmp_path):
+    assert resolve_checkpoint(files["ckpt"]) == files["ckpt"]
+    with pytest.raises(CheckpointError, match="nope.pt: checkpoint file not found"):
+        resolve_checkpoint(tmp_path / "nope.pt")
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def test_pipeline_finds_the_face_in_most_frames_of_a_clip(files, pipeline):
+    stats, _ = run(str(files["clip"]), pipeline)
+    assert stats.frames == 30 and stats.corrupt_frames == 0
+    assert stats.frames_with_face >= 0.8 * stats.frames
+    assert sum(stats.emotion_counts.values()) == stats.faces
+    assert set(stats.latency_ms) == {"decode", "detect", "classify", "total"}
+
+
+def test_jpeg_bytes_go_through_the_same_pipeline(pipeline):
+    frame = next(sample_frames(1))
+    ok, jpeg = cv2.imencode(".jpg", frame)
+    result = pipeline.process_jpeg(jpeg.tobytes())
+    msg = result.to_message()
+    assert (msg["width"], msg["height"]) == (320, 240) and len(msg["faces"]) == 1
+    face = msg["faces"][0]
+    assert face["label"] in CLASS_NAMES and len(face["probs"]) == len(CLASS_NAMES)
+
+
+def test_corrupt_jpeg_bytes_raise_a_corrupt_frame_error(pipeline):
+    with pytest.raises(CorruptFrameError, match="could not decode"):
+        pipeline.process_jpeg(b"\xff\xd8 not really a jpeg")
+
+
+def test_smoothing_follows_a_face_and_damps_flicker():
+    smoother = FaceSmoother(smoothing=0.6)
+    a, b = np.eye(2, dtype=np.float32)
+    box = Box(100, 60, 80, 80)
+    shown = []
+    for t in range(6):
+        ids, probs = smoother.update([Box(100 + t, 60, 80, 80)], np.stack([a if t % 2 else b]))
+        shown.append(probs[0])
+        assert ids == [0]  # the same face throughout
+    raw_jump = np.abs(a - b).max()
+    assert max(np.abs(shown[i] - shown[i - 1]).max() for i in range(2, 6)) < 0.5 * raw_jump
+    ids, _ = smoother.update([box, Box(250, 150, 60, 60)], np.stack([a, b]))
+    assert ids == [0, 1]  # a new face elsewhere starts its own track
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_writes_annotated_video_json_and_csv(files, tmp_path, capsys):
+    out = {k: tmp_path / f"run.{k}" for k in ("mp4", "json", "csv")}
+    code = main(["--source", str(files["clip"]), "--checkpoint", str(files["ckpt"]), "--no-window",
+                 "--output", str(out["mp4"]), "--json", str(out["json"]), "--csv", str(out["csv"])])
+    assert code == 0
+    stats = json.loads(out["json"].read_text())
+    assert stats["frames"] == 30 and stats["frames_with_face"] >= 24 and stats["fps"] > 0
+    assert set(stats["emotion_counts"]) == set(CLASS_NAMES)
+    with open(out["csv"], newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == csv_header(CLASS_NAMES) and len(rows) - 1 == stats["faces"]
+    cap = cv2.VideoCapture(str(out["mp4"]))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
+    cap.release()
+    assert "30 frames" in capsys.readouterr().out
+    assert not list(tmp_path.glob(".*partial*"))  # no temporary file left behind
+
+
+def test_cli_unreadable_file_is_a_message_not_a_traceback(files, tmp_path):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("this is not a video")
+    proc = subprocess.run(
+        [sys.executable, "-m", "fer_utils.realtime", "--source", str(bad), "--checkpoint", str(files["ckpt"]),
+         "--no-window"], capture_output=True, text=True, timeout=120, env={**os.environ, "FER_UTILS_CACHE": str(tmp_path)},
+    )
+    assert proc.returncode == 2
+    assert "notes.mp4: not a readable video" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_camera_that_does_not_open_is_a_clear_message(files, capsys):
+    assert main(["--source", "57", "--checkpoint", str(files["ckpt"]), "--no-window"]) == 2
+    assert "camera 57 could not be opened" in capsys.readouterr().err
+
+
+def test_cli_without_a_checkpoint_explains_how_to_get_one(tmp_path, monkeypatch, capsys, files):
+    monkeypatch.setattr(inference, "SHIPPED_MODEL", tmp_path / "shipped.pt")
+    monkeypatch.setattr(inference, "DEFAULT_RUN_CHECKPOINT", tmp_path / "best.pt")
+    assert main(["--source", str(files["clip"]), "--no-window"]) == 2
+    assert "no model to run" in capsys.readouterr().err
+
+
+def test_cli_without_a_display_runs_windowless_and_says_so(files, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["--source", str(files["clip"]), "--checkpoint", str(files["ckpt"]), "--max-frames", "3"]) == 0
+    assert "continuing as with --no-window" in capsys.readouterr().err
+
+
+def test_corrupt_frame_is_skipped_and_the_stream_goes_on(files, tmp_path, pipeline):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(sample_frames(4)):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), frame)
+    (folder / "001.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    stats, _ = run(str(folder / "*.png"), pipeline, csv_path=tmp_path / "f.csv")
+    assert stats.corrupt_frames == 1 and stats.frames == 3 and stats.frames_with_face == 3
+    frames_in_csv = [row["frame"] for row in csv.DictReader(open(tmp_path / "f.csv"))]
+    assert frames_in_csv == ["0", "2", "3"]
+
+
+def test_y4m_has_a_header_and_420_frames(tmp_path):
+    path = write_y4m(tmp_path / "cam.y4m", sample_frames(3, (64, 48)), fps=30)
+    data = path.read_bytes()
+    header = b"YUV4MPEG2 W64 H48 F30:1 Ip A1:1 C420jpeg\n"
+    assert data.startswith(header)
+    assert len(data) == len(header) + 3 * (len(b"FRAME\n") + 64 * 48 * 3 // 2)
+
+
+# --------------------------------------------------------------------------- widget, kernel side
+
+
+def test_widget_answers_a_frame_with_faces_and_a_corrupt_frame_with_an_error(pipeline):
+    from fer_utils.webcam import WebcamWidget
+
+    widget = WebcamWidget(pipeline=pipeline)
+    sent = []
+    widget.send = lambda content, buffers=None: sent.append(content)
+    ok, jpeg = cv2.imencode(".jpg", next(sample_frames(1)))
+    widget._on_message(widget, {"type": "start"}, [])
+    widget._on_message(widget, {"type": "frame", "id": 7}, [memoryview(jpeg.tobytes())])
+    widget._on_message(widget, {"type": "frame", "id": 8}, [b"garbage"])
+    assert sent[0]["type"] == "result" and sent[0]["id"] == 7 and sent[0]["faces"][0]["label"] in CLASS_NAMES
+    assert sent[1]["type"] == "error" and sent[1]["id"] == 8 and "corrupt frame" in sent[1]["message"]
+    assert widget.stats["frames"] == 1 and widget.stats["corrupt_frames"] == 1
+    assert widget.class_names == list(CLASS_NAMES)
+
+
+# --------------------------------------------------------------------------- notebook 05, headless
+
+
+def test_notebook_05_headless_writes_montage_csv_and_stats(files, tmp_path):
+    import papermill
+
+    report_dir = tmp_path / "report"
+    papermill.execute_notebook(
+        str(paths.NOTEBOOKS_DIR / "05_webcam.ipynb"), str(tmp_path / "05.ipynb"), kernel_name="python3",
+        parameters={"SOURCE": "sample", "checkpoint_path": str(files["ckpt"]), "report_dir": str(report_dir),
+                    "sample_frames": 20, "montage_frames": 4},
+        cwd=str(paths.REPO_ROOT), progress_bar=False,
+    )
+    stats = json.loads((report_dir / "realtime_stats.json").read_text())
+    assert stats["frames"] == 20 and stats["frames_with_face"] >= 16
+    montage = cv2.imread(str(report_dir / "realtime_montage.png"))
+    assert montage is not None and montage.shape[1] == 4 * 240
+    assert len((report_dir / "realtime_frames.csv").read_text().splitlines()) == stats["faces"] + 1
