@@ -32,10 +32,10 @@ setup: $(PY) ## Create .venv, install fer_utils with its dev extra, and the nbst
 	@if git rev-parse --git-dir >/dev/null 2>&1; then $(VENV)/bin/nbstripout --install && echo "nbstripout filter installed"; \
 	else echo "not a git checkout: nbstripout filter not installed"; fi
 
-reproduce: $(PY) ## Run notebooks 01-04 headless into reports/ (DATA=path for FER2013; synthetic data otherwise)
+reproduce: $(PY) ## Run notebooks 01-05 headless into reports/ (DATA=path for FER2013; synthetic data otherwise)
 	$(FAST_MALLOC) $(PY) -m fer_utils.reproduce --profile $(PROFILE) $(if $(DATA),--data "$(DATA)",)
 
-smoke: $(PY) ## Quick end-to-end run of notebooks 01-04 on a tiny synthetic set (reports/smoke)
+smoke: $(PY) ## Quick end-to-end run of notebooks 01-05 on a tiny synthetic set (reports/smoke)
 	$(PY) -m fer_utils.reproduce --profile smoke
 
 train: $(PY) ## Long training run from TRAIN_CONFIG (resumes from its out_dir; DATA=path)

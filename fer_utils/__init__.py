@@ -18,6 +18,11 @@ module                 job
 ``train``              the training engine; ``python -m fer_utils.train``
 ``evaluate``           predictions with TTA, metrics; ``python -m fer_utils.evaluate``
 ``plots``              figures used by the notebooks
+``report``             report banners (which data a notebook ran on) and JSON outputs
+``faces``              face detection (Haar cascade, YuNet) and the crop to a 48x48 face
+``inference``          fast single-face classification (ONNX Runtime, else PyTorch)
+``realtime``           the live pipeline; ``python -m fer_utils.realtime``
+``webcam``             the in-browser webcam widget (anywidget) of notebook 05
 ``reproduce``          runs the notebooks with papermill; ``make reproduce``
 =====================  ==========================================================
 

@@ -163,7 +163,8 @@ def image_std(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
     Returns:
         float64 (N,).
     """
-    flat = np.asarray(images).reshape(len(images), -1)
+    images = np.asarray(images)
+    flat = images.reshape(len(images), int(np.prod(images.shape[1:])))
     out = np.empty(len(flat), dtype=np.float64)
     for start in range(0, len(flat), chunk):
         out[start : start + chunk] = flat[start : start + chunk].astype(np.float32).std(axis=1, dtype=np.float64)

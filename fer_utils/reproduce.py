@@ -1,4 +1,4 @@
-"""Run the analysis notebooks 01-04 with papermill and collect the reports.
+"""Run the analysis notebooks 01-05 with papermill and collect the reports.
 
 ::
 
@@ -60,7 +60,7 @@ from .report import to_jsonable
 
 logger = logging.getLogger(__name__)
 
-NOTEBOOKS: tuple[str, ...] = ("01_eda", "02_class_weights", "03_train", "04_error_analysis")
+NOTEBOOKS: tuple[str, ...] = ("01_eda", "02_class_weights", "03_train", "04_error_analysis", "05_webcam")
 """The notebooks in execution order (``notebooks/<name>.ipynb``)."""
 
 KERNEL_NAME = "python3"
@@ -76,6 +76,7 @@ METRIC_FILES: dict[str, tuple[str, ...]] = {
     "class_weights.json": ("scheme",),
     "train_metrics.json": ("split", "tta", "accuracy", "macro_f1", "n"),
     "error_metrics.json": ("split", "tta", "accuracy", "macro_f1", "n"),
+    "realtime_stats.json": ("frames", "frames_with_face", "face_rate", "fps"),
 }
 
 
@@ -297,6 +298,13 @@ def _banner_for(data_path: str, cache: dict[str, tuple[str, Any]]) -> tuple[str,
     return cache[data_path]
 
 
+def _video_banner(params: Mapping[str, Any]) -> str:
+    """Banner for a notebook that runs on video input rather than on the data set."""
+    source = params.get("SOURCE", "?")
+    what = "the generated sample clip (a public-domain face, not FER2013)" if source == "sample" else f"video input `{source}`"
+    return f"Ran on {what} with checkpoint `{params.get('checkpoint_path', '?')}`."
+
+
 def _html(nb: Any) -> str:
     from nbconvert import HTMLExporter
 
@@ -432,7 +440,7 @@ def write_index(out_dir: Path, profile: Profile, runs: list[NotebookRun], argv: 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m fer_utils.reproduce",
-        description="Run notebooks 01-04 with papermill using configs/<profile>.yaml; "
+        description="Run notebooks 01-05 with papermill using configs/<profile>.yaml; "
         "executed notebooks, HTML, figures and metrics go to reports/<profile>/.",
     )
     ap.add_argument("--profile", required=True, help="profile name (configs/NAME.yaml) or a YAML path")
@@ -472,6 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             params = notebook_parameters(
                 profile, name, declared_parameters(paths.NOTEBOOKS_DIR / f"{name}.ipynb"), placeholders, data=data
             )
+            if "data_path" not in params:  # the webcam demo reads video, not the data set
+                plan.append((name, params, _video_banner(params)))
+                continue
             banner, ferdata = _banner_for(str(params.get("data_path", "")), banners)
             if profile.requires_fer2013 and ferdata.is_synthetic:
                 raise ProfileError(

@@ -356,12 +356,12 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
 
     torch.manual_seed(cfg.seed)
     mcfg = cfg.model_config()
-    model, init = create_model(mcfg, pretrained=cfg.pretrained, weights_path=cfg.weights_path or None)
+    model, init = create_model(mcfg, pretrained=cfg.pretrained, weights_path=paths.resolve(cfg.weights_path) if cfg.weights_path else None)
     stats = pretrained_stats(model) if init.startswith(("imagenet", "file")) else None
     mean, std = stats if stats else pixel_stats(x_tr)
     pre = Preprocess(img_size=cfg.img_size, crop_size=cfg.crop_size, mean=mean, std=std)
     augment = GrayAugment(pre, cfg.augment_config())
-    weights = torch.tensor(load_class_weights(cfg.class_weights), dtype=torch.float32) if cfg.class_weights else None
+    weights = torch.tensor(load_class_weights(paths.resolve(cfg.class_weights)), dtype=torch.float32) if cfg.class_weights else None
 
     model = channels_last(model.to(device))
     opt = _make_optimizer(model, cfg)

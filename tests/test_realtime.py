@@ -60,6 +60,14 @@ def _restore_torch_threads():
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
+    # Module-scoped fixtures run before conftest's per-test cache redirection: redirect here too, so the ONNX
+    # exports made while building them stay out of the repository.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FER_UTILS_CACHE", str(tmp_path_factory.getbasetemp() / "fer_cache"))
+        yield _files(tmp_path_factory)
+
+
+def _files(tmp_path_factory):
     d = tmp_path_factory.mktemp("realtime")
     return {
         "ckpt": make_checkpoint(d / "tiny.pt"),
@@ -69,8 +77,10 @@ def files(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pipeline(files):
-    return Pipeline.from_checkpoint(files["ckpt"])
+def pipeline(files, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FER_UTILS_CACHE", str(tmp_path_factory.getbasetemp() / "fer_cache"))
+        return Pipeline.from_checkpoint(files["ckpt"])
 
 
 def _faces(n: int = 3) -> np.ndarray:
