@@ -18,7 +18,6 @@ import os
 import resource
 import sys
 import time
-from pathlib import Path
 
 from fer_utils import paths
 from fer_utils.data import read_fer2013

@@ -95,17 +95,17 @@ def bench_browser(seconds: float, checkpoint: Path, work: Path) -> dict:
     """The widget end to end in JupyterLab + headless Chromium with a fake camera."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from playwright.sync_api import sync_playwright
-    from test_webcam_browser import CHROMIUM, CHROMIUM_ARGS, _block_outside_requests, _open_and_run_all, running_lab
+    from jupyter_lab import launch_chromium
+    from test_webcam_browser import _block_outside_requests, _open_and_run_all, webcam_lab
 
     from fer_utils.realtime import sample_frames, write_y4m
 
     y4m = write_y4m(work / "face.y4m", sample_frames(60, (320, 240), seed=3), fps=30)
     (work / "lab").mkdir()
     (work / "home").mkdir()
-    with running_lab(work / "lab", work / "home", checkpoint) as lab, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + [
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={y4m}"])
+    with webcam_lab(work / "lab", work / "home", checkpoint) as lab, sync_playwright() as p:
+        browser = launch_chromium(p, ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                                      f"--use-file-for-fake-video-capture={y4m}"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             _block_outside_requests(page, "127.0.0.1")

@@ -18,6 +18,9 @@ module                 job
 ``train``              the training engine; ``python -m fer_utils.train``
 ``evaluate``           predictions with TTA, metrics; ``python -m fer_utils.evaluate``
 ``plots``              figures used by the notebooks
+``gradcam``            Grad-CAM heat maps over 48x48 faces
+``calibration``        reliability, expected calibration error, temperature scaling
+``browser``            ``MisclassificationBrowser``: the interactive error browser of notebook 04
 ``report``             report banners (which data a notebook ran on) and JSON outputs
 ``faces``              face detection (Haar cascade, YuNet) and the crop to a 48x48 face
 ``inference``          fast single-face classification (ONNX Runtime, else PyTorch)

@@ -273,17 +273,18 @@ def pair_examples(
         class_names: Names in label order.
 
     Returns:
-        The selected rows, pair by pair, most confident first, with an added
-        ``pair`` column ("Fear → Sad").
+        The selected rows, pair by pair, most confident first, with added
+        columns ``pair`` ("Fear → Sad") and ``pair_count`` (the pair's
+        ``count``, else the rows shown).
     """
     parts = []
     for pair in pairs:
         t, p = class_names.index(pair["true"]), class_names.index(pair["pred"])
         rows = select(table if "correct" in table.columns else table.assign(correct=False),
                       Selection(true_class=t, pred_class=p, outcome="incorrect")).head(per_pair)
-        parts.append(rows.assign(pair=f"{pair['true']} → {pair['pred']}"))
+        parts.append(rows.assign(pair=f"{pair['true']} → {pair['pred']}", pair_count=int(pair.get("count", len(rows)))))
     if not parts:
-        return table.head(0).assign(pair=pd.Series(dtype=object))
+        return table.head(0).assign(pair=pd.Series(dtype=object), pair_count=pd.Series(dtype=np.int64))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -385,7 +386,7 @@ def probability_bars_html(
         rows.append(
             f'<div class="fer-prob-row" data-class="{html.escape(name)}" data-prob="{p:.6f}" '
             'style="display:flex;align-items:center;gap:6px;margin:2px 0;">'
-            f'<span style="width:8.5em;text-align:right;">{html.escape(name)}{mark}</span>'
+            f'<span style="width:11em;text-align:right;white-space:nowrap;">{html.escape(name)}{mark}</span>'
             '<span style="flex:1;min-width:140px;height:12px;background:rgba(127,127,127,0.18);">'
             f'<span class="fer-prob-bar" style="display:block;height:100%;width:{100 * p:.2f}%;background:{colour};"></span>'
             f'</span><span style="width:3.2em;">{p:.3f}</span></div>'
@@ -434,8 +435,10 @@ def detail_html(
             '<figcaption style="text-align:center;">face</figcaption></figure>']
     for title, heat in heat_maps.items():
         src = png_data_uri(overlay(face, heat))
+        # An all-zero map is not an error: the class got no positive evidence anywhere.
+        caption = html.escape(title) + ("<br><i>no positive evidence</i>" if float(np.max(heat)) <= 0 else "")
         figs.append(f'<figure style="margin:0;">{_img(src, px, "fer-heatmap", title)}'
-                    f'<figcaption style="text-align:center;">{html.escape(title)}</figcaption></figure>')
+                    f'<figcaption style="text-align:center;max-width:{px}px;">{caption}</figcaption></figure>')
     images = '<div style="display:flex;gap:10px;flex-wrap:wrap;">' + "".join(figs) + "</div>"
     probs = np.array([row[name] for name in class_names], dtype=np.float64)
     bars = probability_bars_html(probs, int(row["true"]), int(row["pred"]), class_names)
@@ -832,7 +835,7 @@ class MisclassificationBrowser:
         ui["pred"] = w.Dropdown(options=any_options, value=-1 if sel.pred_class is None else sel.pred_class,
                                 description="predicted", layout=w.Layout(width="190px"))
         ui["outcome"] = w.ToggleButtons(options=list(OUTCOMES), value=sel.outcome, description="show",
-                                        style={"button_width": "74px"})
+                                        style={"button_width": "90px"})
         ui["sort"] = w.Dropdown(options=[("confidence ↓", "confidence"), ("loss ↓", "loss"), ("row index ↑", "index")],
                                 value=sel.sort_by, description="sort by", layout=w.Layout(width="210px"))
         ui["confidence"] = w.FloatRangeSlider(value=list(sel.confidence), min=0.0, max=1.0, step=0.01,

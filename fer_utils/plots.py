@@ -341,7 +341,8 @@ def confused_pairs_gradcam(
     Args:
         images: uint8 (N, 48, 48), the evaluated split; ``images[examples.position]`` are the faces.
         examples: ``browser.pair_examples(...)``: columns ``pair``, ``position``,
-            ``index``, ``confidence``, in display order.
+            ``index``, ``confidence`` (and ``pair_count``, the pair's number of
+            mistakes, shown with its name), in display order.
         heat_maps: float (len(examples), 48, 48) in [0, 1], aligned with ``examples``.
         save_to: PNG path, or ``None``.
     """
@@ -359,10 +360,13 @@ def confused_pairs_gradcam(
             face = images[int(r["position"])]
             _face(axes[2 * k, j], face, f"#{int(r['index'])} {float(r['confidence']):.2f}")
             _heat_overlay(axes[2 * k + 1, j], face, heat_maps[examples.index.get_loc(i)])
-        axes[2 * k, 0].text(-0.12, 0.0, f"{pair}  (n={len(rows)})", transform=axes[2 * k, 0].transAxes,
+        total = int(rows["pair_count"].iloc[0]) if "pair_count" in rows.columns else len(rows)
+        axes[2 * k, 0].text(-0.12, 0.0, f"{pair}  ({total} faces)", transform=axes[2 * k, 0].transAxes,
                             rotation=90, ha="right", va="center", fontsize=9, fontweight="bold")
+    height = fig.get_figheight()
+    fig.subplots_adjust(top=1 - 0.55 / height)  # the title sits just above the faces, whatever the number of rows
     fig.suptitle("Most confident mistakes per confused pair (true → predicted), with Grad-CAM of the prediction",
-                 fontsize=10)
+                 fontsize=10, y=1 - 0.12 / height)
     return _finish(fig, save_to)
 
 

@@ -17,14 +17,6 @@ anything but the local server are blocked, so the test works offline.
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,84 +28,33 @@ from playwright.sync_api import Page, sync_playwright
 from fer_utils import CLASS_NAMES, paths
 from fer_utils.realtime import sample_frames, write_y4m
 
+from jupyter_lab import launch_chromium, running_lab
 from test_realtime import make_checkpoint
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
 INSECURE_HOST = "fer-webcam.test"
 """A name Chromium maps to 127.0.0.1 (--host-resolver-rules): the same server, but not a secure origin."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
-def running_lab(root: Path, home: Path, checkpoint: Path) -> Iterator[dict[str, Any]]:
-    """JupyterLab on 127.0.0.1 serving ``root``, holding a copy of notebook 05 set to ``checkpoint``.
+def webcam_lab(root: Path, home: Path, checkpoint: Path) -> Iterator[dict[str, Any]]:
+    """JupyterLab serving ``root``, holding a copy of notebook 05 set to ``checkpoint``.
 
-    Yields ``url``, ``port``, ``token``; stops the server (and its kernels) on exit. Also used by
-    benchmarks/bench_realtime.py --browser.
+    Also used by benchmarks/bench_realtime.py --browser.
     """
     nb = nbformat.read(paths.NOTEBOOKS_DIR / "05_webcam.ipynb", as_version=4)
     at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     injected = f"SOURCE = 'webcam'\ncheckpoint_path = {str(checkpoint)!r}"  # as papermill would inject them
     nb.cells.insert(at + 1, nbformat.v4.new_code_cell(injected, metadata={"tags": ["injected-parameters"]}))
     nbformat.write(nb, root / "05_webcam.ipynb")
-    port, token = _free_port(), secrets.token_hex(16)
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-        "FER_UTILS_CACHE": str(home / "cache"),
-    }
-    cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-        "--ServerApp.port_retries=0", "--ServerApp.allow_remote_access=True",  # the non-secure-origin check's host name
-        "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]
-    log_path = home / "lab.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"JupyterLab did not start: {log_path.read_text()[-2000:]}") from None
-                    time.sleep(0.5)
-            yield {"url": url, "port": port, "token": token}
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    with running_lab(root, home) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """JupyterLab serving a temporary copy of notebook 05 set to an untrained test checkpoint."""
     root = tmp_path_factory.mktemp("lab")
-    with running_lab(root, tmp_path_factory.mktemp("jupyter_home"), make_checkpoint(root / "tiny.pt")) as server:
+    with webcam_lab(root, tmp_path_factory.mktemp("jupyter_home"), make_checkpoint(root / "tiny.pt")) as server:
         yield server
 
 
@@ -144,14 +85,10 @@ def _open_and_run_all(page: Page, url: str) -> None:
     page.wait_for_selector(".fer-webcam .fer-start", state="visible", timeout=120_000)
 
 
-def _launch(p, extra_args: list[str]):
-    return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + extra_args)
-
-
 def test_widget_recognises_a_face_from_the_camera(lab, face_y4m, tmp_path):
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = _launch(p, ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+        browser = launch_chromium(p, ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                               f"--use-file-for-fake-video-capture={face_y4m}"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -190,7 +127,7 @@ def test_widget_says_when_there_is_no_camera_or_the_origin_is_not_secure(lab):
     with sync_playwright() as p:
         # No fake device: this machine has no camera. The fake UI accepts the permission prompt, so the
         # failure is the missing device, not a refusal.
-        browser = _launch(p, ["--use-fake-ui-for-media-stream", f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1"])
+        browser = launch_chromium(p, ["--use-fake-ui-for-media-stream", f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1"])
         try:
             page = browser.new_page()
             page.on("pageerror", lambda err: errors.append(str(err)))

@@ -1,0 +1,92 @@
+"""JupyterLab and headless Chromium for the browser tests (and ``benchmarks/bench_realtime.py --browser``).
+
+Chromium is Debian's (``.ci/run`` installs it); Playwright only drives it, it never downloads a browser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # the tests run as root
+    "--disable-gpu",
+    "--disable-background-networking",  # no connections to the outside world
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_chromium(playwright: Any, extra_args: Sequence[str] = ()) -> Any:
+    """Headless Debian Chromium through Playwright."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + list(extra_args))
+
+
+@contextlib.contextmanager
+def running_lab(root: Path, home: Path, env: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """JupyterLab on 127.0.0.1 serving ``root`` with a token.
+
+    ``window.jupyterapp`` is exposed so a test can run all cells without clicking. Yields ``url``,
+    ``port``, ``token`` and ``log``; stops the server and its kernels on exit.
+    """
+    port, token = free_port(), secrets.token_hex(16)
+    full_env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "FER_UTILS_CACHE": str(home / "cache"),
+        **(env or {}),
+    }
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+        "--ServerApp.port_retries=0", "--ServerApp.allow_remote_access=True",  # host names mapped to 127.0.0.1
+        "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    # No "get notified about Jupyter news?" pop-up over the page.
+    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    log_path = home / "lab.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=root, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"JupyterLab did not start: {log_path.read_text()[-2000:]}") from None
+                    time.sleep(0.5)
+            yield {"url": url, "port": port, "token": token, "log": log_path}
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -1,0 +1,351 @@
+"""MisclassificationBrowser and its tables: filtering, sorting, paging, export, detail view, label noise.
+
+The widget is driven from Python here (no front end); tests/test_browser_playwright.py drives it in a real
+browser. Probabilities are made up, so no model is trained; Grad-CAM uses a tiny timm-like network.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from fer_utils import CLASS_NAMES, NUM_CLASSES, plots
+from fer_utils.browser import (
+    LABEL_NOISE_CATEGORIES,
+    MisclassificationBrowser,
+    Selection,
+    export_selection,
+    label_noise,
+    label_noise_table,
+    n_pages,
+    page_rows,
+    pair_examples,
+    png_data_uri,
+    sample_table,
+    select,
+)
+from fer_utils.data import load_dataset
+from fer_utils.evaluate import SplitPredictions, misclassified
+from fer_utils.ferplus import FERPLUS_COLUMNS, ferplus_majority
+from fer_utils.transforms import Preprocess
+
+
+class TinyTimm(nn.Module):
+    """Enough of a timm model for Grad-CAM: forward_features (B, 4, 6, 6) and forward_head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3, stride=8, padding=1), nn.ReLU())
+        self.fc = nn.Linear(4, NUM_CLASSES)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc(f.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+@pytest.fixture(scope="module")
+def pred(tiny_csv) -> SplitPredictions:
+    """PrivateTest of the tiny synthetic set (28 faces) with made-up, mostly wrong probabilities."""
+    data = load_dataset(tiny_csv).split("PrivateTest")
+    probs = np.random.default_rng(0).dirichlet(np.full(NUM_CLASSES, 0.7), size=len(data)).astype(np.float32)
+    meta = {"class_names": CLASS_NAMES, "preprocess": Preprocess(crop_size=44), "tta": "none"}
+    return SplitPredictions(probs=probs, data=data, tta="none", meta=meta, checkpoint=Path("unused.pt"))
+
+
+@pytest.fixture(scope="module")
+def votes_csv(tiny_csv, tmp_path_factory) -> Path:
+    """A FER+ votes file for the whole tiny CSV (row-aligned, same Usage), random votes with some ties."""
+    full = load_dataset(tiny_csv)
+    rng = np.random.default_rng(1)
+    votes = rng.integers(0, 4, size=(len(full), len(FERPLUS_COLUMNS)))
+    votes[:, 7:] = rng.integers(0, 2, size=(len(full), 3))  # contempt/unknown/NF rarely win
+    df = pd.DataFrame(votes, columns=list(FERPLUS_COLUMNS))
+    df.insert(0, "Image name", [f"fer{i:07d}.png" for i in range(len(full))])
+    df.insert(0, "Usage", full.usage)
+    path = tmp_path_factory.mktemp("ferplus") / "fer2013new.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def browser(pred, tmp_path) -> MisclassificationBrowser:
+    return MisclassificationBrowser(pred, page_size=5, export_path=tmp_path / "sel.csv", model=TinyTimm())
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+# --------------------------------------------------------------------------- table, filters, sorting
+
+
+def test_table_has_one_row_per_face_with_prediction_confidence_and_loss(pred):
+    table = sample_table(pred.data.labels, pred.probs, pred.data.index)
+    assert len(table) == len(pred.probs)
+    np.testing.assert_array_equal(table["pred"], pred.probs.argmax(1))
+    np.testing.assert_allclose(table["confidence"], pred.probs.max(1), rtol=1e-6)
+    p_true = pred.probs[np.arange(len(table)), pred.data.labels]
+    np.testing.assert_allclose(table["loss"], -np.log(p_true), rtol=1e-5)
+    np.testing.assert_array_equal(table["index"], pred.data.index)
+    assert list(table.columns[-NUM_CLASSES:]) == list(CLASS_NAMES)
+
+
+@pytest.mark.parametrize("true_class, pred_class, outcome, conf", [
+    (None, None, "incorrect", (0.0, 1.0)),
+    (2, None, "incorrect", (0.0, 1.0)),
+    (None, 4, "all", (0.0, 1.0)),
+    (3, 3, "correct", (0.0, 1.0)),
+    (None, None, "all", (0.4, 0.7)),
+    (1, 5, "incorrect", (0.3, 1.0)),
+])
+def test_filters_keep_exactly_the_matching_faces(pred, true_class, pred_class, outcome, conf):
+    table = sample_table(pred.data.labels, pred.probs, pred.data.index)
+    got = select(table, Selection(true_class, pred_class, outcome, conf))
+    y, p = pred.data.labels, pred.probs.argmax(1)
+    c = pred.probs.max(1)
+    want = np.ones(len(y), bool)
+    want &= (y == true_class) if true_class is not None else True
+    want &= (p == pred_class) if pred_class is not None else True
+    want &= {"incorrect": p != y, "correct": p == y, "all": np.ones(len(y), bool)}[outcome]
+    want &= (c >= conf[0]) & (c <= conf[1])
+    assert sorted(got["position"]) == list(np.flatnonzero(want))
+
+
+def test_default_selection_is_all_mistakes_most_confident_first(pred):
+    table = sample_table(pred.data.labels, pred.probs, pred.data.index)
+    got = select(table, Selection())
+    ref = misclassified(pred.data.labels, pred.probs, pred.data.index)
+    assert list(got["position"]) == list(ref["position"])
+    assert got["confidence"].is_monotonic_decreasing
+
+
+def test_sort_by_loss_puts_the_worst_first_and_by_index_ascends(pred):
+    table = sample_table(pred.data.labels, pred.probs, pred.data.index)
+    assert select(table, Selection(outcome="all", sort_by="loss"))["loss"].is_monotonic_decreasing
+    assert select(table, Selection(outcome="all", sort_by="index"))["index"].is_monotonic_increasing
+
+
+def test_ties_keep_data_order():
+    probs = np.tile(np.eye(NUM_CLASSES)[1] * 0.5 + 0.5 / NUM_CLASSES, (4, 1))
+    table = sample_table(np.zeros(4, dtype=int), probs, index=[30, 10, 20, 0])
+    assert list(select(table, Selection())["position"]) == [0, 1, 2, 3]
+
+
+def test_invalid_selections_are_refused():
+    with pytest.raises(ValueError, match="outcome"):
+        Selection(outcome="wrong")
+    with pytest.raises(ValueError, match="sort_by"):
+        Selection(sort_by="size")
+    with pytest.raises(ValueError, match="confidence"):
+        Selection(confidence=(0.8, 0.2))
+    with pytest.raises(ValueError, match="true_class"):
+        Selection(true_class=NUM_CLASSES)
+
+
+# --------------------------------------------------------------------------- paging
+
+
+def test_pages_cover_the_selection_once_in_order(pred):
+    table = sample_table(pred.data.labels, pred.probs, pred.data.index)
+    rows = select(table, Selection(outcome="all"))
+    pages = [page_rows(rows, i, 8) for i in range(n_pages(len(rows), 8))]
+    assert [len(p) for p in pages] == [8, 8, 8, 4]
+    assert list(pd.concat(pages)["position"]) == list(rows["position"])
+    with pytest.raises(IndexError, match="page 4"):
+        page_rows(rows, 4, 8)
+
+
+def test_an_empty_selection_has_one_empty_page():
+    assert n_pages(0, 10) == 1
+    assert len(page_rows(pd.DataFrame({"a": []}), 0, 10)) == 0
+
+
+def test_browser_pages_forward_and_back_and_stops_at_the_ends(browser):
+    browser.select(outcome="all")
+    assert browser.n_pages == 6  # 28 faces, 5 per page
+    assert len(browser.previous_page()) == 5 and browser.page == 0
+    for _ in range(10):
+        browser.next_page()
+    assert browser.page == 5 and len(browser.current_page()) == 3
+
+
+def test_changing_the_selection_goes_back_to_page_one(browser):
+    browser.select(outcome="all")
+    browser.next_page()
+    browser.select(sort_by="loss")
+    assert browser.page == 0
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_export_writes_the_whole_selection_in_order(browser, tmp_path):
+    browser.select(outcome="all", sort_by="loss")
+    path = browser.export_csv(tmp_path / "out" / "selection.csv")
+    df = pd.read_csv(path)
+    assert list(df["position"]) == list(browser.matches["position"])  # all pages, not only the shown one
+    assert list(df.columns[:4]) == ["index", "position", "true", "true_name"]
+    probs = df[[f"p_{n}" for n in CLASS_NAMES]].to_numpy()
+    np.testing.assert_allclose(probs, browser.predictions.probs[df["position"]], rtol=1e-4)
+    assert set(df["pred"]) <= set(range(NUM_CLASSES)) and (df["correct"] == (df["true"] == df["pred"])).all()
+
+
+def test_export_of_an_empty_selection_writes_only_the_header(pred, tmp_path):
+    table = sample_table(pred.data.labels, pred.probs)
+    path = export_selection(select(table, Selection(confidence=(1.0, 1.0))), tmp_path / "empty.csv")
+    assert pd.read_csv(path).empty
+
+
+# --------------------------------------------------------------------------- widget state and detail view
+
+
+def test_filter_widget_changes_the_thumbnails_and_the_match_count(browser):
+    ui = browser._build()
+    assert len(ui["grid"].items) == 5
+    ui["true"].value = 2  # what a person's dropdown choice does
+    assert browser.selection.true_class == 2
+    expected = select(browser.table, Selection(true_class=2))
+    assert f'data-count="{len(expected)}"' in ui["count"].value
+    assert [it["position"] for it in ui["grid"].items] == list(expected["position"][:5])
+    assert {it["true_name"] for it in ui["grid"].items} <= {CLASS_NAMES[2]}
+    assert ui["page"].value == f"page 1 of {n_pages(len(expected), 5)}"
+
+
+def test_code_and_widgets_stay_in_sync(browser):
+    ui = browser._build()
+    browser.select(Selection(pred_class=4, outcome="all", sort_by="index"))
+    assert (ui["pred"].value, ui["outcome"].value, ui["sort"].value) == (4, "all", "index")
+    assert ui["confusion"].selected == [-1, 4]
+
+
+def test_clicking_a_confusion_cell_filters_to_that_pair(browser):
+    ui = browser._build()
+    ui["confusion"].clicked = [1, 5, 1]
+    assert (browser.selection.true_class, browser.selection.pred_class, browser.selection.outcome) == (1, 5, "incorrect")
+    ui["confusion"].clicked = [3, 3, 2]
+    assert browser.selection.outcome == "correct"
+
+
+def test_clicking_a_thumbnail_opens_its_detail_with_bars_and_heat_maps(browser):
+    ui = browser._build()
+    first = ui["grid"].items[0]
+    ui["grid"].clicked = [first["position"], 1]
+    html = ui["detail"].value
+    assert browser.selected == first["position"] and ui["grid"].selected == first["position"]
+    assert html.count('class="fer-prob-row"') == NUM_CLASSES
+    assert html.count('class="fer-heatmap"') == 2  # predicted and true class for a mistake
+    assert f"Row {first['index']} of tiny.csv (PrivateTest)" in html
+    assert "image-rendering: pixelated" in html
+
+
+def test_thumbnails_are_the_faces_at_native_resolution(browser):
+    item = browser._build()["grid"].items[0]
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(base64.b64decode(item["src"].split(",", 1)[1])))
+    assert img.mode == "L" and img.size == (48, 48)
+    np.testing.assert_array_equal(np.asarray(img), browser.images[item["position"]])
+
+
+def test_png_data_uri_refuses_float_images():
+    with pytest.raises(ValueError, match="uint8"):
+        png_data_uri(np.zeros((48, 48)))
+
+
+def test_heat_maps_are_cached_per_face_and_class(browser):
+    a = browser.heat_maps([0, 1], [2, 2])
+    assert a.shape == (2, 48, 48) and len(browser._heat) == 2
+    browser.heat_maps([0], [2])
+    assert len(browser._heat) == 2
+
+
+def test_text_fallback_says_what_matches(browser):
+    bundle = browser._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert f"{len(browser.matches)} of 28 faces match" in bundle["text/plain"]
+
+
+# --------------------------------------------------------------------------- FER+ and label noise
+
+
+def test_ferplus_votes_join_by_row_and_show_in_the_detail(pred, votes_csv):
+    b = MisclassificationBrowser(pred, ferplus_path=votes_csv, model=TinyTimm())
+    votes = pd.read_csv(votes_csv).iloc[pred.data.index]
+    np.testing.assert_array_equal(b.table["ferplus"], ferplus_majority(votes))
+    assert 'class="fer-ferplus"' in b.show(0)
+
+
+def test_label_noise_counts_whom_fer_plus_sides_with(pred, votes_csv):
+    table = MisclassificationBrowser(pred, ferplus_path=votes_csv, model=TinyTimm()).table
+    s = label_noise(table)
+    wrong = table[~table["correct"]]
+    m, y, p = wrong["ferplus"].to_numpy(), wrong["true"].to_numpy(), wrong["pred"].to_numpy()
+    assert s["n_mistakes"] == len(wrong)
+    assert s["agrees_with_model"] == int(((m >= 0) & (m == p)).sum())
+    assert s["agrees_with_label"] == int(((m >= 0) & (m == y)).sum())
+    assert s["no_majority"] == int((m < 0).sum())
+    assert sum(s[c] for c in LABEL_NOISE_CATEGORIES) == len(wrong)
+    assert s["share_agrees_with_model"] == pytest.approx(s["agrees_with_model"] / s["n_with_majority"])
+    per_class = label_noise_table(table)
+    assert per_class.loc["all"].sum() == len(wrong)
+    assert per_class.drop(index="all").sum().tolist() == per_class.loc["all"].tolist()
+
+
+def test_label_noise_without_votes_says_what_is_missing(browser):
+    with pytest.raises(ValueError, match="ferplus"):
+        browser.label_noise()
+
+
+# --------------------------------------------------------------------------- static fallback
+
+
+def test_pair_examples_take_the_most_confident_mistakes_of_each_pair(pred):
+    table = sample_table(pred.data.labels, pred.probs)
+    mis = table[~table["correct"]]
+    top = mis.groupby(["true_name", "pred_name"]).size().sort_values(ascending=False).index[:2]
+    pairs = [{"true": t, "pred": p} for t, p in top]
+    ex = pair_examples(table, pairs, per_pair=3)
+    for (t, p), pair in zip(top, pairs):
+        rows = ex[ex["pair"] == f"{t} → {p}"]
+        assert (rows["true_name"] == t).all() and (rows["pred_name"] == p).all()
+        assert rows["confidence"].is_monotonic_decreasing and len(rows) <= 3
+
+
+def test_static_figures_are_written(browser, tmp_path, votes_csv, pred):
+    browser.confused_pairs_figure(n_pairs=2, per_pair=3, save_to=tmp_path / "pairs.png")
+    browser.details_figure(n=3, save_to=tmp_path / "details.png")
+    table = MisclassificationBrowser(pred, ferplus_path=votes_csv, model=TinyTimm()).table
+    plots.label_noise_plot(label_noise_table(table), save_to=tmp_path / "noise.png")
+    plots.reliability_diagram(pred.data.labels, {"before": pred.probs}, save_to=tmp_path / "rel.png")
+    for name in ("pairs.png", "details.png", "noise.png", "rel.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_mistake_pngs_are_enlarged_crisp_faces(pred, tmp_path):
+    mis = misclassified(pred.data.labels, pred.probs, pred.data.index)
+    written = plots.save_face_pngs(pred.data.images, mis, tmp_path / "mistakes", n=3, scale=4)
+    assert len(written) == 3 and written[0].name.startswith(f"00_row{mis['index'][0]}_")
+    img = plt.imread(written[0])
+    assert img.shape[:2] == (192, 192)
+    face = pred.data.images[mis["position"][0]] / 255.0
+    np.testing.assert_allclose(img[::4, ::4, 0], face, atol=1 / 255 + 1e-6)

@@ -1,0 +1,251 @@
+"""Notebook 04's misclassification browser in a real browser, as a person would use it.
+
+The test trains a small checkpoint on a synthetic CSV, starts JupyterLab on 127.0.0.1 (a token, a free port)
+serving a temporary copy of the notebooks folder with notebook 04's parameters set to that checkpoint and data
+(plus a FER+ votes file written for it), opens the notebook in Debian's headless Chromium driven by Playwright and
+runs all cells. Then it
+
+- changes the true-class filter and checks that every thumbnail now shows that class, that they are the first
+  page of the library's own selection and that the match count equals the library's count; pages forward and back;
+- clicks a thumbnail and checks that the detail view shows one probability bar per class (summing to 100 %), the
+  Grad-CAM heat maps (loaded images) and the FER+ votes;
+- exports the selection to CSV and checks the file holds all of it;
+- clicks a confusion-matrix cell and checks that the filters follow;
+- saves screenshots under the test's temporary folder.
+
+Chromium is Debian's (/usr/bin/chromium, installed by .ci/run); never `playwright install`. Requests to anything
+but the local server are blocked, so the test works offline.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from jupyter_lab import launch_chromium, running_lab
+from playwright.sync_api import sync_playwright
+
+from fer_utils import CLASS_NAMES, paths
+
+NOTEBOOK = "04_error_analysis"
+PAGE_SIZE = 12
+
+
+def _write_votes(csv: Path, out: Path) -> Path:
+    """FER+ votes for every row of ``csv``: mostly for the row's own label, sometimes for another class."""
+    from fer_utils.data import load_dataset
+    from fer_utils.ferplus import FERPLUS_COLUMNS, FERPLUS_TO_FER
+
+    data = load_dataset(csv)
+    column_of = {label: FERPLUS_COLUMNS.index(c) for c, label in FERPLUS_TO_FER.items() if label is not None}
+    rng = np.random.default_rng(7)
+    votes = np.zeros((len(data), len(FERPLUS_COLUMNS)), dtype=np.int64)
+    label = np.where(rng.random(len(data)) < 0.7, data.labels, rng.integers(0, len(CLASS_NAMES), len(data)))
+    votes[np.arange(len(data)), [column_of[int(k)] for k in label]] = 6
+    votes += rng.integers(0, 2, size=votes.shape)
+    df = pd.DataFrame(votes, columns=list(FERPLUS_COLUMNS))
+    df.insert(0, "Image name", [f"fer{i:07d}.png" for i in range(len(data))])
+    df.insert(0, "Usage", data.usage)
+    df.to_csv(out, index=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """A synthetic CSV (90 faces per class), its FER+ votes and a resnet10t trained one epoch on 300 faces."""
+    from fer_utils.synthetic import make_synthetic_csv
+    from fer_utils.train import TrainConfig, fit
+
+    root = tmp_path_factory.mktemp("browser_data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FER_UTILS_CACHE", str(root / "cache"))
+        csv = make_synthetic_csv(root / "synthetic.csv", n_per_class={"Training": 60, "PublicTest": 15, "PrivateTest": 15},
+                                 seed=1)
+        votes = _write_votes(csv, root / "fer2013new.csv")
+        fit(TrainConfig(data=str(csv), out_dir=str(root / "run"), arch="resnet10t", epochs=1, limit_train=300,
+                        batch_size=32, lr=3e-3, warmup_epochs=0.2, drop_path_rate=0.0, tta="none", num_threads=1,
+                        progress=False))
+    return {"csv": csv, "votes": votes, "checkpoint": root / "run" / "best.pt", "cache": root / "cache", "root": root}
+
+
+@pytest.fixture(scope="module")
+def lab(trained, tmp_path_factory):
+    """JupyterLab serving a copy of the notebooks folder, notebook 04 set to the trained checkpoint."""
+    root = tmp_path_factory.mktemp("lab")
+    notebooks = root / "notebooks"
+    shutil.copytree(paths.NOTEBOOKS_DIR, notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    nb = nbformat.read(notebooks / f"{NOTEBOOK}.ipynb", as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    params = {
+        "checkpoint_path": str(trained["checkpoint"]),
+        "data_path": str(trained["csv"]),
+        "split": "PrivateTest",
+        "report_dir": str(root / "report"),
+        "ferplus_path": str(trained["votes"]),
+        "page_size": PAGE_SIZE,
+    }
+    injected = "\n".join(f"{k} = {v!r}" for k, v in params.items())  # as papermill would inject them
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell(injected, metadata={"tags": ["injected-parameters"]}))
+    nbformat.write(nb, notebooks / f"{NOTEBOOK}.ipynb")
+    env = {"FER_UTILS_CACHE": str(trained["cache"]), "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    with running_lab(root, tmp_path_factory.mktemp("jupyter_home"), env) as server:
+        yield {**server, "report": root / "report"}
+
+
+@pytest.fixture(scope="module")
+def library_view(trained):
+    """The library's own browser on the same checkpoint and split (no widgets needed for counting)."""
+    from fer_utils.browser import MisclassificationBrowser
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FER_UTILS_CACHE", str(trained["cache"]))
+        return MisclassificationBrowser(trained["checkpoint"], trained["csv"], "PrivateTest", page_size=PAGE_SIZE)
+
+
+def test_lab_runs_notebooks_with_this_environments_python(lab):
+    """The kernel "python3" must be the venv's (``ipykernel install --sys-prefix``), or fer_utils is missing."""
+    import json
+
+    with urllib.request.urlopen(f"{lab['url']}/api/kernelspecs?token={lab['token']}", timeout=10) as r:
+        specs = json.load(r)
+    argv0 = specs["kernelspecs"]["python3"]["spec"]["argv"][0]
+    # jupyter_client runs a bare "python" with the server's own interpreter, which is this test's.
+    assert argv0 in ("python", "python3", sys.executable) or argv0.startswith(sys.prefix), argv0
+
+
+def _thumbs(page) -> list[dict[str, str]]:
+    return page.locator(".fer-browser .fer-thumb").evaluate_all(
+        "els => els.map(e => ({position: e.dataset.position, true: e.dataset.true, pred: e.dataset.pred}))")
+
+
+def _count(page) -> int:
+    return int(page.locator(".fer-browser .fer-count").get_attribute("data-count"))
+
+
+def test_browser_filters_pages_and_opens_details_in_jupyterlab(lab, library_view, tmp_path):
+    from fer_utils.browser import Selection, select
+
+    errors: list[str] = []
+    table = library_view.table
+    default = select(table, Selection())
+    # The class with the most mistakes, so the filtered page is full and differs from the default one.
+    true_class = int(default["true"].value_counts().idxmax())
+    name = CLASS_NAMES[true_class]
+    expected = select(table, Selection(true_class=true_class))
+
+    with sync_playwright() as p:
+        chromium = launch_chromium(p)
+        try:
+            page = chromium.new_page(viewport={"width": 1600, "height": 1200})
+            page.on("pageerror", lambda err: errors.append(f"pageerror: {err}"))
+            page.route("**/*", lambda route: route.continue_() if route.request.url.split("/")[2].split(":")[0]
+                       == "127.0.0.1" else route.abort())
+            page.goto(f"{lab['url']}/lab/tree/notebooks/{NOTEBOOK}.ipynb?token={lab['token']}",
+                      wait_until="domcontentloaded", timeout=60_000)
+            page.wait_for_function(
+                """() => {
+                    const app = window.jupyterapp;
+                    const w = app && app.shell && app.shell.currentWidget;
+                    const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+                    return !!(k && k.status === 'idle');
+                }""",
+                timeout=90_000,
+            )
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_selector(".fer-browser .fer-thumb", state="visible", timeout=180_000)
+            browser_el = page.locator(".fer-browser")
+            browser_el.scroll_into_view_if_needed()
+
+            before = _thumbs(page)
+            count_before = _count(page)
+
+            # A person picks a true class in the dropdown.
+            browser_el.locator(".fer-true-filter select").select_option(label=name)
+            page.wait_for_function(
+                """name => { const t = [...document.querySelectorAll('.fer-browser .fer-thumb')];
+                             return t.length > 0 && t.every(e => e.dataset.true === name); }""",
+                arg=name, timeout=30_000)
+            after = _thumbs(page)
+            count_after = _count(page)
+            page_label = browser_el.locator(".fer-page").inner_text()
+
+            # A person pages forward and back.
+            paged: list[list[int]] = []
+            if len(expected) > PAGE_SIZE:
+                for button, label in ((".fer-next", "page 2 of"), (".fer-prev", "page 1 of")):
+                    browser_el.locator(button).click()
+                    page.wait_for_function(
+                        "label => document.querySelector('.fer-browser .fer-page').innerText.startsWith(label)",
+                        arg=label, timeout=30_000)
+                    paged.append([int(t["position"]) for t in _thumbs(page)])
+
+            # A person clicks the first face.
+            first = browser_el.locator(".fer-thumb").first
+            clicked_index = first.get_attribute("data-index")
+            first.click()
+            page.wait_for_selector(".fer-browser .fer-detail .fer-heatmap", timeout=60_000)
+            page.wait_for_function(
+                """() => { const imgs = [...document.querySelectorAll('.fer-browser .fer-detail img')];
+                           return imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+                timeout=30_000)
+            detail = browser_el.locator(".fer-detail")
+            bars = detail.locator(".fer-prob-bar").evaluate_all("els => els.map(e => parseFloat(e.style.width))")
+            rendered = detail.locator(".fer-prob-bar").evaluate_all("els => els.map(e => e.getBoundingClientRect().width)")
+            heat = detail.locator(".fer-heatmap").evaluate_all(
+                "els => els.map(e => [e.naturalWidth, e.getBoundingClientRect().width])")
+            title = detail.locator(".fer-detail-title").inner_text()
+            has_votes = detail.locator(".fer-ferplus").count() == 1
+            browser_el.screenshot(path=str(tmp_path / "browser_detail.png"))
+            page.screenshot(path=str(tmp_path / "page.png"))
+
+            # A person exports the selection (all pages of it).
+            browser_el.locator(".fer-export").click()
+            page.wait_for_function(
+                "() => document.querySelector('.fer-browser .fer-status').innerText.startsWith('wrote')", timeout=30_000)
+            exported = pd.read_csv(lab["report"] / "browser_selection.csv")
+
+            # A person clicks a confusion-matrix cell (true = first class, predicted = most frequent prediction).
+            pred_class = int(table["pred"].value_counts().idxmax())
+            browser_el.locator(f".fer-cm-cell[data-true='0'][data-pred='{pred_class}']").click()
+            page.wait_for_function(
+                """v => document.querySelector('.fer-browser .fer-pred-filter select').selectedOptions[0].text === v""",
+                arg=CLASS_NAMES[pred_class], timeout=30_000)
+            cell_filters = (
+                browser_el.locator(".fer-true-filter select").evaluate("s => s.selectedOptions[0].text"),
+                _count(page),
+            )
+        finally:
+            chromium.close()
+
+    print(f"screenshots: {tmp_path / 'browser_detail.png'}, {tmp_path / 'page.png'}")
+    assert count_before == len(default) and len(before) == min(PAGE_SIZE, len(default))
+    # the thumbnails changed to the chosen class, in the library's order, with the library's count
+    assert [t["position"] for t in after] != [t["position"] for t in before]
+    assert {t["true"] for t in after} == {name}
+    assert [int(t["position"]) for t in after] == list(expected["position"][:PAGE_SIZE])
+    assert count_after == len(expected)
+    assert page_label == f"page 1 of {max(1, -(-len(expected) // PAGE_SIZE))}"
+    if len(expected) > PAGE_SIZE:
+        assert paged == [list(expected["position"][PAGE_SIZE : 2 * PAGE_SIZE]), list(expected["position"][:PAGE_SIZE])]
+    # the detail view: one bar per class summing to 100 %, heat maps drawn enlarged, the row and the votes
+    assert len(bars) == len(CLASS_NAMES) and sum(bars) == pytest.approx(100, abs=0.1)
+    assert max(rendered) > 0
+    assert heat and all(natural == 48 and shown >= 150 for natural, shown in heat)
+    assert re.search(rf"Row {clicked_index} of synthetic\.csv \(PrivateTest\): true {name}", title), title
+    assert has_votes
+    assert list(exported["position"]) == list(expected["position"]) and set(exported["true_name"]) == {name}
+    expected_cell = select(table, Selection(true_class=0, pred_class=pred_class, outcome="correct" if pred_class == 0 else "incorrect"))
+    assert cell_filters == (CLASS_NAMES[0], len(expected_cell))
+    assert not errors, errors
+    # headless parts of the notebook ran too: the reports hold the static fallback and calibration
+    for name in ("confused_pairs_gradcam.png", "mistake_details.png", "reliability_diagram.png", "label_noise.png",
+                 "temperature.json", "classification_report.txt", "confusion_counts.png"):
+        assert (lab["report"] / name).is_file(), name

@@ -1,0 +1,130 @@
+"""Grad-CAM: heat maps of the right shape and range, in face coordinates, for the class asked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fer_utils import NUM_CLASSES
+from fer_utils.gradcam import grad_cam, overlay
+from fer_utils.transforms import Preprocess
+
+
+class HalvesNet(nn.Module):
+    """A timm-like model whose class 0 looks only at the left half of the face and class 1 only at the right.
+
+    ``forward_features`` gives (B, 2, 12, 12): the pooled face masked to the left and to the right half;
+    ``forward_head`` averages channel 0 into logit 0 and channel 1 into logit 1 (other logits are 0).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(4)
+        self.scale = nn.Parameter(torch.ones(1))  # a parameter, so "no parameter gradients kept" is testable
+        mask = torch.zeros(2, 12, 12)
+        mask[0, :, :6] = 1
+        mask[1, :, 6:] = 1
+        self.register_buffer("mask", mask)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x) * self.mask * self.scale
+
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        two = f.mean(dim=(2, 3))
+        return torch.cat([two, torch.zeros(len(f), NUM_CLASSES - 2)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+BRIGHT = np.full((3, 48, 48), 230, dtype=np.uint8)  # positive after normalisation, so evidence is positive
+PRE48 = Preprocess(img_size=48, crop_size=48, mean=0.5, std=0.25)
+
+
+def test_heat_maps_are_float_maps_of_the_face_in_0_1():
+    heat = grad_cam(HalvesNet(), BRIGHT, PRE48, [0, 1, 0])
+    assert heat.shape == (3, 48, 48) and heat.dtype == np.float32
+    assert heat.min() >= 0.0 and np.allclose(heat.max(axis=(1, 2)), 1.0)
+
+
+def test_the_map_follows_the_explained_class():
+    heat = grad_cam(HalvesNet(), BRIGHT[:2], PRE48, [0, 1])
+    left, right = heat[:, :, :20], heat[:, :, 28:]
+    assert left[0].min() > 0.5 and right[0].max() == 0.0  # class 0: left half only
+    assert right[1].min() > 0.5 and left[1].max() == 0.0  # class 1: right half only
+
+
+def test_default_target_is_the_predicted_class():
+    model = HalvesNet()
+    faces = BRIGHT[:1].copy()
+    faces[:, :, 24:] = 255  # brighter right half: class 1 wins
+    assert model(PRE48(faces)).argmax(1).item() == 1
+    np.testing.assert_array_equal(grad_cam(model, faces, PRE48), grad_cam(model, faces, PRE48, [1]))
+
+
+def test_border_outside_the_centre_crop_is_zero():
+    pre = Preprocess(img_size=48, crop_size=40, mean=0.5, std=0.25)
+    heat = grad_cam(HalvesNet(), BRIGHT[:1], pre, [0])
+    assert heat.shape == (1, 48, 48)
+    assert heat[0, :4].max() == 0 and heat[0, 44:].max() == 0 and heat[0, :, :4].max() == 0
+    assert heat[0, 4:44, 4:20].min() > 0
+
+
+def test_a_named_layer_is_captured_with_a_hook():
+    class Wrapped(nn.Module):  # no forward_features: needs layer=
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, NUM_CLASSES))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.body(x))
+
+    torch.manual_seed(0)
+    model = Wrapped()
+    with pytest.raises(ValueError, match="layer="):
+        grad_cam(model, BRIGHT[:1], PRE48)
+    heat = grad_cam(model, BRIGHT[:2], PRE48, layer="body")
+    assert heat.shape == (2, 48, 48) and 0 <= heat.min() and heat.max() <= 1
+
+
+def test_model_mode_is_restored_and_no_parameter_gradients_are_left():
+    model = HalvesNet().train()
+    grad_cam(model, BRIGHT[:1], PRE48, [0])
+    assert model.training
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_bad_inputs_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="uint8"):
+        grad_cam(HalvesNet(), BRIGHT.astype(np.float32), PRE48)
+    with pytest.raises(ValueError, match="targets must have shape"):
+        grad_cam(HalvesNet(), BRIGHT, PRE48, [0])
+    with pytest.raises(ValueError, match="class indices"):
+        grad_cam(HalvesNet(), BRIGHT[:1], PRE48, [NUM_CLASSES])
+
+
+@pytest.mark.parametrize("arch", ["efficientnet_b3", "resnet10t"])
+def test_timm_models_give_one_48x48_map_per_face(arch):
+    from fer_utils.model import ModelConfig, create_model
+
+    torch.manual_seed(0)
+    model, _ = create_model(ModelConfig(arch=arch, drop_rate=0.0, drop_path_rate=0.0))
+    faces = np.random.default_rng(0).integers(0, 256, size=(2, 48, 48), dtype=np.uint8)
+    heat = grad_cam(model, faces, Preprocess(crop_size=44), [0, 3])
+    assert heat.shape == (2, 48, 48) and heat.dtype == np.float32
+    assert 0.0 <= heat.min() and heat.max() <= 1.0
+
+
+def test_overlay_is_an_rgb_image_of_the_face_size():
+    face = np.zeros((48, 48), dtype=np.uint8)
+    heat = np.zeros((48, 48), dtype=np.float32)
+    heat[:, 24:] = 1.0
+    rgb = overlay(face, heat, alpha=0.5)
+    assert rgb.shape == (48, 48, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 40, 0] > rgb[0, 40, 2]  # hot = red in "jet"
+    assert rgb[0, 5, 2] > rgb[0, 5, 0]  # cold = blue
+    with pytest.raises(ValueError, match="same 2-D shape"):
+        overlay(face, heat[:10])
