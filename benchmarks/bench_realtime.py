@@ -95,8 +95,8 @@ def bench_browser(seconds: float, checkpoint: Path, work: Path) -> dict:
     """The widget end to end in JupyterLab + headless Chromium with a fake camera."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from playwright.sync_api import sync_playwright
-    from jupyter_lab import launch_chromium
-    from test_webcam_browser import _block_outside_requests, _open_and_run_all, webcam_lab
+    from jupyter_lab import block_outside_requests, launch_chromium
+    from test_webcam_browser import _open_and_run_all, webcam_lab
 
     from fer_utils.realtime import sample_frames, write_y4m
 
@@ -108,7 +108,7 @@ def bench_browser(seconds: float, checkpoint: Path, work: Path) -> dict:
                                       f"--use-file-for-fake-video-capture={y4m}"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            _block_outside_requests(page, "127.0.0.1")
+            block_outside_requests(page, "127.0.0.1")
             _open_and_run_all(page, f"{lab['url']}/lab/tree/05_webcam.ipynb?token={lab['token']}")
             w = page.locator(".fer-webcam")
             w.locator(".fer-start").click()

@@ -90,3 +90,25 @@ def running_lab(root: Path, home: Path, env: Mapping[str, str] | None = None) ->
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def block_outside_requests(page: Any, allowed_host: str = "127.0.0.1") -> None:
+    """Abort every request the page makes to a host other than ``allowed_host``."""
+    page.route("**/*", lambda route: route.continue_() if route.request.url.split("/")[2].split(":")[0]
+               == allowed_host else route.abort())
+
+
+def open_and_run_all(page: Any, url: str, ready_selector: str, timeout_ms: int = 120_000) -> None:
+    """Open a notebook in JupyterLab, wait for its kernel, run all cells, and wait for ``ready_selector``."""
+    page.goto(url, wait_until="domcontentloaded", timeout=60_000)
+    page.wait_for_function(
+        """() => {
+            const app = window.jupyterapp;
+            const w = app && app.shell && app.shell.currentWidget;
+            const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+            return !!(k && k.status === 'idle');
+        }""",
+        timeout=90_000,
+    )
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(ready_selector, state="visible", timeout=timeout_ms)

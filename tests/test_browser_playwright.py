@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jupyter_lab import launch_chromium, running_lab
+from jupyter_lab import block_outside_requests, launch_chromium, open_and_run_all, running_lab
 from playwright.sync_api import sync_playwright
 
 from fer_utils import CLASS_NAMES, paths
@@ -146,21 +146,9 @@ def test_browser_filters_pages_and_opens_details_in_jupyterlab(lab, library_view
         try:
             page = chromium.new_page(viewport={"width": 1600, "height": 1200})
             page.on("pageerror", lambda err: errors.append(f"pageerror: {err}"))
-            page.route("**/*", lambda route: route.continue_() if route.request.url.split("/")[2].split(":")[0]
-                       == "127.0.0.1" else route.abort())
-            page.goto(f"{lab['url']}/lab/tree/notebooks/{NOTEBOOK}.ipynb?token={lab['token']}",
-                      wait_until="domcontentloaded", timeout=60_000)
-            page.wait_for_function(
-                """() => {
-                    const app = window.jupyterapp;
-                    const w = app && app.shell && app.shell.currentWidget;
-                    const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-                    return !!(k && k.status === 'idle');
-                }""",
-                timeout=90_000,
-            )
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_selector(".fer-browser .fer-thumb", state="visible", timeout=180_000)
+            block_outside_requests(page)
+            open_and_run_all(page, f"{lab['url']}/lab/tree/notebooks/{NOTEBOOK}.ipynb?token={lab['token']}",
+                             ".fer-browser .fer-thumb", timeout_ms=180_000)
             browser_el = page.locator(".fer-browser")
             browser_el.scroll_into_view_if_needed()
 

@@ -28,7 +28,7 @@ from playwright.sync_api import Page, sync_playwright
 from fer_utils import CLASS_NAMES, paths
 from fer_utils.realtime import sample_frames, write_y4m
 
-from jupyter_lab import launch_chromium, running_lab
+from jupyter_lab import block_outside_requests, launch_chromium, open_and_run_all, running_lab
 from test_realtime import make_checkpoint
 
 INSECURE_HOST = "fer-webcam.test"
@@ -64,25 +64,9 @@ def face_y4m(tmp_path_factory) -> Path:
     return write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", sample_frames(60, (320, 240), seed=3), fps=30)
 
 
-def _block_outside_requests(page: Page, allowed_host: str) -> None:
-    page.route("**/*", lambda route: route.continue_() if route.request.url.split("/")[2].split(":")[0]
-               == allowed_host else route.abort())
-
-
 def _open_and_run_all(page: Page, url: str) -> None:
-    """Open the notebook, wait for its kernel, run all cells, wait for the widget to render."""
-    page.goto(url, wait_until="domcontentloaded", timeout=60_000)
-    page.wait_for_function(
-        """() => {
-            const app = window.jupyterapp;
-            const w = app && app.shell && app.shell.currentWidget;
-            const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-            return !!(k && k.status === 'idle');
-        }""",
-        timeout=90_000,
-    )
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_selector(".fer-webcam .fer-start", state="visible", timeout=120_000)
+    """Open notebook 05, run all cells, wait for the widget's start button."""
+    open_and_run_all(page, url, ".fer-webcam .fer-start")
 
 
 def test_widget_recognises_a_face_from_the_camera(lab, face_y4m, tmp_path):
@@ -95,7 +79,7 @@ def test_widget_recognises_a_face_from_the_camera(lab, face_y4m, tmp_path):
             page.on("pageerror", lambda err: errors.append(f"pageerror: {err}"))
             page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" and
                     ("fer" in m.text.lower() or "anywidget" in m.text.lower() or "webcam" in m.text.lower()) else None)
-            _block_outside_requests(page, "127.0.0.1")
+            block_outside_requests(page, "127.0.0.1")
             _open_and_run_all(page, f"{lab['url']}/lab/tree/05_webcam.ipynb?token={lab['token']}")
             widget = page.locator(".fer-webcam")
             assert widget.get_attribute("data-state") == "idle"
@@ -131,7 +115,7 @@ def test_widget_says_when_there_is_no_camera_or_the_origin_is_not_secure(lab):
         try:
             page = browser.new_page()
             page.on("pageerror", lambda err: errors.append(str(err)))
-            _block_outside_requests(page, "127.0.0.1")
+            block_outside_requests(page, "127.0.0.1")
             _open_and_run_all(page, f"{lab['url']}/lab/tree/05_webcam.ipynb?token={lab['token']}")
             widget = page.locator(".fer-webcam")
             widget.locator(".fer-start").click()
@@ -143,7 +127,7 @@ def test_widget_says_when_there_is_no_camera_or_the_origin_is_not_secure(lab):
 
             insecure = browser.new_page()
             insecure.on("pageerror", lambda err: errors.append(str(err)))
-            _block_outside_requests(insecure, INSECURE_HOST)
+            block_outside_requests(insecure, INSECURE_HOST)
             _open_and_run_all(insecure, f"http://{INSECURE_HOST}:{lab['port']}/lab/tree/05_webcam.ipynb?token={lab['token']}")
             w2 = insecure.locator(".fer-webcam")
             w2.locator(".fer-start").click()
