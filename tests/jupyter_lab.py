@@ -64,10 +64,13 @@ def running_lab(root: Path, home: Path, env: Mapping[str, str] | None = None) ->
         "--ServerApp.port_retries=0", "--ServerApp.allow_remote_access=True",  # host names mapped to 127.0.0.1
         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
-    # No "get notified about Jupyter news?" pop-up over the page.
-    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True, exist_ok=True)
-    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    # No "get notified about Jupyter news?" pop-up over the page, and no autosave: a notebook saved with a
+    # widget's output would show that stale widget to the next test before its own cells have run.
+    settings = home / "settings" / "@jupyterlab"
+    (settings / "apputils-extension").mkdir(parents=True, exist_ok=True)
+    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    (settings / "docmanager-extension").mkdir(parents=True, exist_ok=True)
+    (settings / "docmanager-extension" / "plugin.jupyterlab-settings").write_text('{"autosave": false}')
     log_path = home / "lab.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=root, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -112,3 +115,7 @@ def open_and_run_all(page: Any, url: str, ready_selector: str, timeout_ms: int =
     )
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_selector(ready_selector, state="visible", timeout=timeout_ms)
+    page.wait_for_function(  # every cell has run: the widget on the page is the one this kernel serves
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+        timeout=timeout_ms,
+    )
