@@ -38,6 +38,9 @@ class ModelConfig:
         drop_rate: Dropout before the classifier.
         drop_path_rate: Stochastic-depth rate of the deepest block.
         stem_stride: Stride of the first convolution (the architecture's default is 2).
+        zero_init_last: When training from random initialisation, start the last
+            normalisation layer of every residual block at zero, so each block begins
+            as the identity and the deep network starts out as a shallow one.
     """
 
     arch: str = "efficientnet_b3"
@@ -46,6 +49,7 @@ class ModelConfig:
     drop_rate: float = 0.3
     drop_path_rate: float = 0.2
     stem_stride: int = 2
+    zero_init_last: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +123,8 @@ def create_model(
 
     if init.startswith("random"):
         _zero_classifier(model)
+        if cfg.zero_init_last:
+            zero_init_residual_branches(model)
     if cfg.stem_stride != 2:
         conv = _first_conv(model)
         conv.stride = (cfg.stem_stride, cfg.stem_stride)
@@ -138,6 +144,25 @@ def _zero_classifier(model: nn.Module) -> None:
     if isinstance(head, nn.Linear):
         nn.init.zeros_(head.weight)
         nn.init.zeros_(head.bias)
+
+
+def zero_init_residual_branches(model: nn.Module) -> int:
+    """Zero the scale of the last BatchNorm in every block that adds its input back.
+
+    Covers timm's EfficientNet/MobileNet blocks (``has_skip`` with ``bn3`` or ``bn2``)
+    and ResNet blocks (``zero_init_last``). Returns the number of blocks changed.
+    """
+    n = 0
+    for m in model.modules():
+        if getattr(m, "has_skip", False):
+            bn = getattr(m, "bn3", None) or getattr(m, "bn2", None)
+            if isinstance(bn, nn.BatchNorm2d):
+                nn.init.zeros_(bn.weight)
+                n += 1
+        elif hasattr(m, "zero_init_last") and callable(m.zero_init_last) and not isinstance(m, type(model)):
+            m.zero_init_last()
+            n += 1
+    return n
 
 
 def pretrained_stats(model: nn.Module) -> tuple[float, float] | None:

@@ -68,6 +68,7 @@ class TrainConfig:
     img_size: int = 48  # model input side; faces are resized to it
     crop_size: int = 44  # random crop during training, centre crop at test time (48 = none)
     stem_stride: int = 2  # 1 keeps more resolution for small faces, at ~4x compute
+    zero_init_last: bool = False  # from scratch: residual blocks start as the identity (zero last-BN scale)
     drop_rate: float = 0.3  # dropout before the classifier
     drop_path_rate: float = 0.1  # stochastic depth
     pretrained: bool = False  # try ImageNet weights from the hub (falls back to random, loudly)
@@ -110,6 +111,7 @@ class TrainConfig:
             drop_rate=self.drop_rate,
             drop_path_rate=self.drop_path_rate,
             stem_stride=self.stem_stride,
+            zero_init_last=self.zero_init_last,
         )
 
     def augment_config(self) -> AugmentConfig:

@@ -79,3 +79,26 @@ def test_random_init_starts_with_uniform_predictions():
     model, _ = create_model(ModelConfig())
     probs = model.eval()(torch.randn(2, 1, 48, 48)).softmax(1)
     assert torch.allclose(probs, torch.full_like(probs, 1 / NUM_CLASSES))
+
+
+def test_zero_init_last_makes_every_residual_block_start_as_identity():
+    from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
+
+    model, _ = create_model(ModelConfig(arch="efficientnet_b0", zero_init_last=True, drop_rate=0.0, drop_path_rate=0.0))
+    model.eval()
+    seen = {}
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out, name=name: seen.__setitem__(name, torch.equal(out, inp[0])))
+        for name, m in model.named_modules()
+        if isinstance(m, (InvertedResidual, DepthwiseSeparableConv)) and m.has_skip
+    ]
+    model(torch.randn(2, 1, 48, 48))
+    for h in hooks:
+        h.remove()
+    assert len(seen) >= 9 and all(seen.values())
+
+
+def test_zero_init_last_is_off_by_default():
+    model, _ = create_model(ModelConfig(arch="efficientnet_b0"))
+    scales = [m.bn3.weight for m in model.modules() if getattr(m, "has_skip", False) and hasattr(m, "bn3")]
+    assert scales and all(bool((w != 0).all()) for w in scales)
