@@ -13,10 +13,13 @@ SHA-256 recorded here before it is loaded.
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -37,6 +40,9 @@ SHIPPED_SHA256: str | None = None
 """SHA-256 of the shipped model; ``None`` until one is shipped."""
 
 REQUIRED_KEYS = ("format", "model_config", "state_dict", "class_names", "preprocess")
+
+TRAINING_STATE_KEYS = ("optimizer", "scheduler", "scaler", "rng")
+"""Fields that only resuming needs; :func:`export_model` drops them."""
 
 
 class CheckpointError(ValueError):
@@ -91,7 +97,7 @@ def model_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cp
 
 def describe(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint's metadata: everything but weights and optimiser state."""
-    meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer", "scaler", "rng")}
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict" and k not in TRAINING_STATE_KEYS}
     meta["preprocess"] = Preprocess.from_dict(ckpt["preprocess"])
     meta["model_config"] = ModelConfig.from_dict(ckpt["model_config"])
     meta["class_names"] = tuple(ckpt["class_names"])
@@ -122,3 +128,74 @@ def load_model(
     else:
         ckpt = load_checkpoint(path)
     return model_from_checkpoint(ckpt, device), describe(ckpt)
+
+
+def export_model(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    half: bool = True,
+    tta: str | None = None,
+    evaluation: dict[str, Any] | None = None,
+) -> str:
+    """Write a checkpoint for release: inference fields only, optionally half precision.
+
+    Args:
+        src: A training checkpoint (``best.pt`` or ``last.pt``).
+        dst: Output file, written atomically.
+        half: Store floating-point weights as float16 (half the size; :func:`load_model`
+            turns them back into float32).
+        tta: Replace the recorded test-time augmentation (chosen on the validation split).
+        evaluation: Measured metrics to record with the model (e.g. PublicTest with its TTA).
+
+    Returns:
+        The SHA-256 of the written file (what :data:`SHIPPED_SHA256` records for the shipped model).
+    """
+    ckpt = load_checkpoint(src)
+    out = {k: v for k, v in ckpt.items() if k not in TRAINING_STATE_KEYS}
+    if half:
+        out["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    out["weights_dtype"] = "float16" if half else "float32"
+    out["exported_from"] = {"file": Path(src).name, "epoch": ckpt.get("epoch")}
+    if tta is not None:
+        out["tta"] = tta
+    if evaluation is not None:
+        out["evaluation"] = evaluation
+    path = save_checkpoint(dst, out)
+    return sha256_file(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fer_utils.checkpoint {describe,export}``; returns the exit status (0 ok, 2 bad input)."""
+    ap = argparse.ArgumentParser(prog="python -m fer_utils.checkpoint", description="Inspect or export checkpoints.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("describe", help="print a checkpoint's metadata and SHA-256 as JSON")
+    d.add_argument("checkpoint")
+    e = sub.add_parser("export", help="write a release checkpoint (no optimiser state, float16 weights)")
+    e.add_argument("src")
+    e.add_argument("dst")
+    e.add_argument("--float32", action="store_true", help="keep float32 weights")
+    e.add_argument("--tta", choices=("none", "flip", "tencrop"), help="test-time augmentation to record")
+    e.add_argument("--evaluation", help="JSON file of metrics (python -m fer_utils.evaluate --out) to record")
+    args = ap.parse_args(argv)
+    try:
+        if args.command == "describe":
+            ckpt = load_checkpoint(args.checkpoint)
+            meta = {k: v for k, v in ckpt.items() if k != "state_dict" and k not in TRAINING_STATE_KEYS}
+            meta["sha256"] = sha256_file(Path(args.checkpoint))
+            print(json.dumps(meta, indent=2, default=str))
+        else:
+            evaluation = None
+            if args.evaluation:
+                with open(args.evaluation) as fh:
+                    evaluation = json.load(fh)
+            sha = export_model(args.src, args.dst, half=not args.float32, tta=args.tta, evaluation=evaluation)
+            print(json.dumps({"file": str(args.dst), "sha256": sha, "bytes": Path(args.dst).stat().st_size}))
+    except (CheckpointError, OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

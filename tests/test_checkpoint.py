@@ -75,3 +75,38 @@ def test_checksum_mismatch_is_refused(tmp_path):
 def test_save_refuses_incomplete_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="missing"):
         save_checkpoint(tmp_path / "m.pt", {"format": ck.FORMAT})
+
+
+def test_export_drops_training_state_and_halves_weights(tmp_path):
+    from fer_utils.files import sha256_file
+
+    c = make_ckpt(epoch=3, optimizer={"state": {}}, scheduler={"x": 1}, scaler={}, metrics={"val_accuracy": 0.4})
+    save_checkpoint(tmp_path / "best.pt", c)
+    evaluation = {"split": "PublicTest", "tta": "flip", "accuracy": 0.41}
+    sha = ck.export_model(tmp_path / "best.pt", tmp_path / "release.pt", tta="flip", evaluation=evaluation)
+    assert sha == sha256_file(tmp_path / "release.pt")
+    raw = torch.load(tmp_path / "release.pt", weights_only=True)
+    assert not {"optimizer", "scheduler", "scaler"} & raw.keys()
+    assert all(v.dtype == torch.float16 for v in raw["state_dict"].values() if v.is_floating_point())
+    assert raw["tta"] == "flip" and raw["evaluation"] == evaluation and raw["exported_from"] == {"file": "best.pt", "epoch": 3}
+    assert (tmp_path / "release.pt").stat().st_size < 0.6 * (tmp_path / "best.pt").stat().st_size
+
+    full, _ = load_model(tmp_path / "best.pt")
+    half, meta = load_model(tmp_path / "release.pt")
+    x = torch.randn(4, 1, 44, 44)
+    with torch.no_grad():
+        assert torch.allclose(full(x).softmax(1), half(x).softmax(1), atol=2e-3)
+    assert meta["tta"] == "flip" and meta["evaluation"]["accuracy"] == 0.41
+
+
+def test_export_command_prints_checksum_and_refuses_bad_input(tmp_path, capsys):
+    import json
+
+    save_checkpoint(tmp_path / "best.pt", make_ckpt())
+    (tmp_path / "eval.json").write_text(json.dumps({"accuracy": 0.5}))
+    assert ck.main(["export", str(tmp_path / "best.pt"), str(tmp_path / "r.pt"), "--evaluation", str(tmp_path / "eval.json")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert load_checkpoint(tmp_path / "r.pt", expected_sha256=out["sha256"])["evaluation"] == {"accuracy": 0.5}
+    assert ck.main(["export", str(tmp_path / "missing.pt"), str(tmp_path / "r2.pt")]) == 2
+    assert "missing.pt: checkpoint file not found" in capsys.readouterr().err
+    assert not (tmp_path / "r2.pt").exists()
