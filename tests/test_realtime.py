@@ -215,6 +215,56 @@ def test_cli_camera_that_does_not_open_is_a_clear_message(files, capsys):
     assert "camera 57 could not be opened" in capsys.readouterr().err
 
 
+class _StandInCamera:
+    """What ``cv2.VideoCapture(index)`` returns for a working camera: frames from the sample clip, one dropped
+    frame (cameras fail single reads), and no frame count. There is no camera on the test machines."""
+
+    opened: list[int] = []
+
+    def __init__(self, index, clip: Path, drop_at: int = 5):
+        assert isinstance(index, int), "a camera is opened by its integer index"
+        self.opened.append(index)
+        self._cap, self._reads, self._drop_at, self.released = cv2.VideoCapture(str(clip)), 0, drop_at, False
+
+    def isOpened(self):
+        return True
+
+    def get(self, prop):
+        return 30.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def read(self):
+        self._reads += 1
+        ok, frame = self._cap.read()
+        return (False, None) if self._reads == self._drop_at else (ok, frame)
+
+    def release(self):
+        self.released = True
+        self._cap.release()
+
+
+def test_cli_reads_a_camera_index_and_keeps_going_past_a_dropped_frame(files, tmp_path, monkeypatch, capsys):
+    import fer_utils.realtime as realtime
+
+    cameras = []
+    real_capture = cv2.VideoCapture
+
+    def capture(arg, *rest):
+        if isinstance(arg, int):
+            cameras.append(_StandInCamera(arg, files["clip"]))
+            return cameras[-1]
+        return real_capture(arg, *rest)
+
+    monkeypatch.setattr(realtime.cv2, "VideoCapture", capture)
+    out = tmp_path / "cam.json"
+    assert main(["--source", "2", "--checkpoint", str(files["ckpt"]), "--no-window", "--max-frames", "20",
+                 "--json", str(out)]) == 0
+    stats = json.loads(out.read_text())
+    assert [c.opened[-1] for c in cameras] == [2] and cameras[0].released
+    assert stats["frames"] == 20 and stats["frames_with_face"] >= 16
+    assert stats["corrupt_frames"] == 1 and stats["source"] == "camera 2" and stats["stopped_by"] == "max_frames=20"
+    assert "20 frames (1 corrupt skipped)" in capsys.readouterr().out
+
+
 def test_cli_without_a_checkpoint_explains_how_to_get_one(tmp_path, monkeypatch, capsys, files):
     monkeypatch.setattr(inference, "SHIPPED_MODEL", tmp_path / "shipped.pt")
     monkeypatch.setattr(inference, "DEFAULT_RUN_CHECKPOINT", tmp_path / "best.pt")
