@@ -27,7 +27,7 @@ from torch import nn
 from . import paths
 from .files import atomic_write, sha256_file
 from .model import ModelConfig, create_model
-from .transforms import Preprocess
+from .transforms import TTA_MODES, Preprocess
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("src")
     e.add_argument("dst")
     e.add_argument("--float32", action="store_true", help="keep float32 weights")
-    e.add_argument("--tta", choices=("none", "flip", "tencrop"), help="test-time augmentation to record")
+    e.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation to record")
     e.add_argument("--evaluation", help="JSON file of metrics (python -m fer_utils.evaluate --out) to record")
     args = ap.parse_args(argv)
     try:

@@ -159,7 +159,7 @@ def zero_init_residual_branches(model: nn.Module) -> int:
             if isinstance(bn, nn.BatchNorm2d):
                 nn.init.zeros_(bn.weight)
                 n += 1
-        elif hasattr(m, "zero_init_last") and callable(m.zero_init_last) and not isinstance(m, type(model)):
+        elif callable(getattr(m, "zero_init_last", None)):
             m.zero_init_last()
             n += 1
     return n
