@@ -95,9 +95,14 @@ def model_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cp
     return model.to(device).eval()
 
 
+def _metadata(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's fields without the weights and the state only resuming needs."""
+    return {k: v for k, v in ckpt.items() if k != "state_dict" and k not in TRAINING_STATE_KEYS}
+
+
 def describe(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint's metadata: everything but weights and optimiser state."""
-    meta = {k: v for k, v in ckpt.items() if k != "state_dict" and k not in TRAINING_STATE_KEYS}
+    meta = _metadata(ckpt)
     meta["preprocess"] = Preprocess.from_dict(ckpt["preprocess"])
     meta["model_config"] = ModelConfig.from_dict(ckpt["model_config"])
     meta["class_names"] = tuple(ckpt["class_names"])
@@ -181,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "describe":
             ckpt = load_checkpoint(args.checkpoint)
-            meta = {k: v for k, v in ckpt.items() if k != "state_dict" and k not in TRAINING_STATE_KEYS}
+            meta = _metadata(ckpt)
             meta["sha256"] = sha256_file(Path(args.checkpoint))
             print(json.dumps(meta, indent=2, default=str))
         else:
