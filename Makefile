@@ -44,8 +44,8 @@ train: $(PY) ## Long training run from TRAIN_CONFIG (resumes from its out_dir; D
 test: $(PY) ## Run the test suite
 	$(PY) -m pytest
 
-lab: $(PY) ## Start JupyterLab on localhost
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(PORT) --notebook-dir=.
+lab: $(PY) ## Start JupyterLab on localhost, with the server settings in jupyter_config/
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter_config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} $(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(PORT) --notebook-dir=.
 
 strip: $(PY) ## Strip outputs from the source notebooks
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

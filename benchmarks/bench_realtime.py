@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/bench_realtime.py                        # untrained EfficientNet-B3, 320x240, one face
     .venv/bin/python benchmarks/bench_realtime.py --checkpoint models/runs/default/best.pt --backend torch
     .venv/bin/python benchmarks/bench_realtime.py --browser 20           # also the widget in JupyterLab + Chromium
+    .venv/bin/python benchmarks/bench_realtime.py --browser 20 --jupyter-defaults   # ... without jupyter_config/
+    .venv/bin/python benchmarks/bench_realtime.py --camera 0             # also a real camera, 300 frames
     taskset -c 0,1 .venv/bin/python benchmarks/bench_realtime.py        # pin to two cores on a bigger machine
 
 Paths measured (all on a clip of a real public-domain face moving over a plain background, one face per frame):
@@ -14,8 +16,13 @@ Paths measured (all on a clip of a real public-domain face moving over a plain b
 - ``widget-kernel``: the kernel's share of the webcam widget: decode a 320-px JPEG as the browser sends it,
   then the same pipeline. An upper bound for the widget; the browser's capture/encode and the round trip
   through JupyterLab come on top.
+- ``--camera INDEX``: what ``python -m fer_utils.realtime --source INDEX --no-window`` does with a real camera.
+  Frames/s cannot exceed the camera's own rate, and "decode" includes waiting for the camera's next frame;
+  detect + classify against the camera's frame interval is the headroom. Say what is in front of it.
 - ``--browser SECONDS``: the widget end to end, in JupyterLab with headless Chromium and a fake camera
   (needs /usr/bin/chromium and playwright); frames/s as the widget itself reports them. Target: >= 15.
+  JupyterLab runs with the repository's server settings (``jupyter_config/``, as ``make lab`` starts it;
+  see fer_utils/lab_server.py), or with Jupyter's defaults under ``--jupyter-defaults``.
 
 Weights do not change speed, so the default is an untrained EfficientNet-B3 checkpoint (the shipped model's
 architecture). Prints a table and, with ``--json FILE``, writes the numbers. Asserts nothing.
@@ -91,7 +98,22 @@ def bench_widget_kernel(frames: list[np.ndarray], pipeline, warmup: int, quality
     return summarise(timings, len(jpegs), with_face, time.perf_counter() - t0)
 
 
-def bench_browser(seconds: float, checkpoint: Path, work: Path) -> dict:
+def bench_camera(index: int, pipeline, frames: int, warmup: int) -> dict:
+    """Camera index -> pipeline, as fer_utils.realtime.run reads it; a camera that does not open is reported."""
+    from fer_utils.realtime import SourceError, run
+
+    try:
+        run(str(index), pipeline, max_frames=warmup)
+        stats, _ = run(str(index), pipeline, max_frames=frames)
+    except SourceError as err:
+        return {"error": str(err)}
+    out = {"frames": stats.frames, "frames_with_face": stats.frames_with_face, "fps": stats.fps,
+           "corrupt_frames": stats.corrupt_frames}
+    out.update({k: {"p50": v["p50"], "p95": v["p95"]} for k, v in stats.latency_ms.items()})
+    return out
+
+
+def bench_browser(seconds: float, checkpoint: Path, work: Path, project_settings: bool = True) -> dict:
     """The widget end to end in JupyterLab + headless Chromium with a fake camera."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from playwright.sync_api import sync_playwright
@@ -103,7 +125,7 @@ def bench_browser(seconds: float, checkpoint: Path, work: Path) -> dict:
     y4m = write_y4m(work / "face.y4m", sample_frames(60, (320, 240), seed=3), fps=30)
     (work / "lab").mkdir()
     (work / "home").mkdir()
-    with webcam_lab(work / "lab", work / "home", checkpoint) as lab, sync_playwright() as p:
+    with webcam_lab(work / "lab", work / "home", checkpoint, project_settings) as lab, sync_playwright() as p:
         browser = launch_chromium(p, ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                                       f"--use-file-for-fake-video-capture={y4m}"])
         try:
@@ -128,7 +150,8 @@ def bench_browser(seconds: float, checkpoint: Path, work: Path) -> dict:
     n = max(1, n1 - n0)
     cpu_ms = {k: 1000 * (cpu1[k] - cpu0[k]) / n for k in cpu0}
     cores = {k: (cpu1[k] - cpu0[k]) / (t1 - t0) for k in cpu0}
-    return {"frames": n1 - n0, "fps": (n1 - n0) / (t1 - t0), "frames_with_face_total": faces, "results_total": n1,
+    return {"jupyter_settings": "project" if project_settings else "default",
+            "frames": n1 - n0, "fps": (n1 - n0) / (t1 - t0), "frames_with_face_total": faces, "results_total": n1,
             "widget_line": text, "cpu_ms_per_frame": cpu_ms, "cores_busy": cores}
 
 
@@ -176,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full-detect-every", type=int, default=10, help="frames between full-frame face searches")
     ap.add_argument("--warmup", type=int, default=20, help="untimed frames first")
     ap.add_argument("--browser", type=float, default=0, help="also time the widget in Chromium for this many seconds")
+    ap.add_argument("--jupyter-defaults", action="store_true",
+                    help="run JupyterLab for --browser without the repository's jupyter_config/ settings")
+    ap.add_argument("--camera", type=int, help="also time the command-line pipeline on this camera index")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
 
@@ -202,21 +228,29 @@ def main(argv: list[str] | None = None) -> int:
             "cli": bench_cli(clip, pipeline, args.warmup),
             "widget-kernel": bench_widget_kernel(frames, pipeline, args.warmup, quality=75),
         }
+        if args.camera is not None:
+            results["camera"] = bench_camera(args.camera, pipeline, args.frames, args.warmup)
         if args.browser:
-            results["widget-browser"] = bench_browser(args.browser, ckpt, work)
+            results["widget-browser"] = bench_browser(args.browser, ckpt, work, not args.jupyter_defaults)
 
     m, s = results["machine"], results["setup"]
     print(f"{s['arch']} at {s['img_size']} px via {s['backend']} ({s['threads']} thread), {s['size']}, {s['frames']} frames, one face; "
           f"{m['cpus_usable']} usable CPUs, load {m['load_avg_1min']}")
     print(f"{'path':<15}{'frames/s':>9}{'face %':>8}  " + "  ".join(f"{st + ' p50/p95 ms':>22}" for st in
                                                                   ("decode", "detect", "classify", "total")))
-    for name in ("cli", "widget-kernel"):
-        r = results[name]
+    for name in ("cli", "widget-kernel", "camera"):
+        r = results.get(name)
+        if r is None:
+            continue
+        if "error" in r:
+            print(f"{name:<15}  not measured: {r['error']}")
+            continue
         print(f"{name:<15}{r['fps']:>9.1f}{100 * r['frames_with_face'] / max(1, r['frames']):>8.0f}  " + "  ".join(
             f"{r[st]['p50']:>13.1f} / {r[st]['p95']:>5.1f}" for st in ("decode", "detect", "classify", "total")))
     if "widget-browser" in results:
         r = results["widget-browser"]
-        print(f"{'widget-browser':<15}{r['fps']:>9.1f}  over {r['frames']} results; widget: {r['widget_line']}")
+        print(f"{'widget-browser':<15}{r['fps']:>9.1f}  over {r['frames']} results, {r['jupyter_settings']} Jupyter "
+              f"server settings; widget: {r['widget_line']}")
         cpu, cores = r["cpu_ms_per_frame"], r["cores_busy"]
         print("  CPU ms per frame: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
         print("  cores kept busy:  " + ", ".join(f"{k} {v:.2f}" for k, v in cores.items())

@@ -17,6 +17,7 @@ REPORTS_DIR: Path = REPO_ROOT / "reports"
 MODELS_DIR: Path = REPO_ROOT / "models"
 CONFIGS_DIR: Path = REPO_ROOT / "configs"
 NOTEBOOKS_DIR: Path = REPO_ROOT / "notebooks"
+JUPYTER_CONFIG_DIR: Path = REPO_ROOT / "jupyter_config"  # server settings for `make lab` and the browser tests
 
 DATA_ENV_VAR = "FER2013_CSV"
 """Environment variable naming the FER2013 file (or image folder) to use."""

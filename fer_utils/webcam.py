@@ -22,6 +22,11 @@ origin (browsers only give the camera to ``https://`` pages and ``localhost``).
 
 Keep the kernel free while the widget runs: frames are answered between cells,
 so a cell that keeps running after the widget stops the stream.
+
+Speed: start JupyterLab with ``make lab``, which loads the repository's server
+settings (``jupyter_config/``, :mod:`fer_utils.lab_server`); under Jupyter's
+defaults every frame also costs JupyterLab two kernel-status redraws and a
+delayed websocket reply, and the widget shows a tip saying so.
 """
 
 from __future__ import annotations

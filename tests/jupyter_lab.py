@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fer_utils import paths
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",  # the tests run as root
@@ -42,8 +44,12 @@ def launch_chromium(playwright: Any, extra_args: Sequence[str] = ()) -> Any:
 
 
 @contextlib.contextmanager
-def running_lab(root: Path, home: Path, env: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+def running_lab(
+    root: Path, home: Path, env: Mapping[str, str] | None = None, project_settings: bool = True
+) -> Iterator[dict[str, Any]]:
     """JupyterLab on 127.0.0.1 serving ``root`` with a token.
+
+    With ``project_settings`` it loads ``jupyter_config/`` as ``make lab`` does; without, Jupyter's defaults.
 
     ``window.jupyterapp`` is exposed so a test can run all cells without clicking. Yields ``url``,
     ``port``, ``token`` and ``log``; stops the server and its kernels on exit.
@@ -58,6 +64,9 @@ def running_lab(root: Path, home: Path, env: Mapping[str, str] | None = None) ->
         "FER_UTILS_CACHE": str(home / "cache"),
         **(env or {}),
     }
+    full_env.pop("JUPYTER_CONFIG_PATH", None)
+    if project_settings:
+        full_env["JUPYTER_CONFIG_PATH"] = str(paths.JUPYTER_CONFIG_DIR)
     cmd = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",

@@ -8,7 +8,9 @@ runs all cells, presses Start and checks what is on the page:
   come back, a face is found in at least 80 % of them, a label and probability bars are shown, and the page
   has no JavaScript errors;
 - without a camera, the widget says so; opened from a non-secure origin, it says the camera needs localhost
-  or https.
+  or https;
+- JupyterLab runs with the repository's server settings (``jupyter_config/``, as ``make lab``); under
+  Jupyter's defaults the widget suggests them.
 
 Chromium is Debian's (/usr/bin/chromium, installed by .ci/run); never `playwright install`. Requests to
 anything but the local server are blocked, so the test works offline.
@@ -36,8 +38,10 @@ INSECURE_HOST = "fer-webcam.test"
 
 
 @contextlib.contextmanager
-def webcam_lab(root: Path, home: Path, checkpoint: Path) -> Iterator[dict[str, Any]]:
+def webcam_lab(root: Path, home: Path, checkpoint: Path, project_settings: bool = True) -> Iterator[dict[str, Any]]:
     """JupyterLab serving ``root``, holding a copy of notebook 05 set to ``checkpoint``.
+
+    ``project_settings``: the repository's Jupyter Server settings (``make lab``), else Jupyter's defaults.
 
     Also used by benchmarks/bench_realtime.py --browser.
     """
@@ -46,7 +50,7 @@ def webcam_lab(root: Path, home: Path, checkpoint: Path) -> Iterator[dict[str, A
     injected = f"SOURCE = 'webcam'\ncheckpoint_path = {str(checkpoint)!r}"  # as papermill would inject them
     nb.cells.insert(at + 1, nbformat.v4.new_code_cell(injected, metadata={"tags": ["injected-parameters"]}))
     nbformat.write(nb, root / "05_webcam.ipynb")
-    with running_lab(root, home) as server:
+    with running_lab(root, home, project_settings=project_settings) as server:
         yield server
 
 
@@ -83,6 +87,8 @@ def test_widget_recognises_a_face_from_the_camera(lab, face_y4m, tmp_path):
             _open_and_run_all(page, f"{lab['url']}/lab/tree/05_webcam.ipynb?token={lab['token']}")
             widget = page.locator(".fer-webcam")
             assert widget.get_attribute("data-state") == "idle"
+            assert widget.get_attribute("data-lab-settings") == "project"  # make lab's settings reached the page
+            assert widget.locator(".fer-tip").count() == 0
             widget.locator(".fer-start").click()
             page.wait_for_function(
                 "() => Number(document.querySelector('.fer-webcam').dataset.results) >= 20", timeout=90_000
@@ -137,3 +143,23 @@ def test_widget_says_when_there_is_no_camera_or_the_origin_is_not_secure(lab):
     assert no_camera[0] == "no-camera" and "No camera found" in no_camera[1], no_camera
     assert not_secure[0] == "insecure" and "secure page" in not_secure[1] and INSECURE_HOST in not_secure[1], not_secure
     assert not errors, errors
+
+
+def test_widget_suggests_make_lab_under_default_jupyter_settings(tmp_path):
+    root, home = tmp_path / "lab", tmp_path / "home"
+    root.mkdir()
+    home.mkdir()
+    with webcam_lab(root, home, make_checkpoint(root / "tiny.pt"), project_settings=False) as lab, \
+            sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page()
+            block_outside_requests(page, "127.0.0.1")
+            _open_and_run_all(page, f"{lab['url']}/lab/tree/05_webcam.ipynb?token={lab['token']}")
+            widget = page.locator(".fer-webcam")
+            settings = widget.get_attribute("data-lab-settings")
+            tip = widget.locator(".fer-tip").inner_text()
+        finally:
+            browser.close()
+    assert settings == "default"
+    assert "make lab" in tip and "jupyter_config/" in tip

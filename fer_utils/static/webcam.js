@@ -3,7 +3,7 @@
 // Captures the camera with getUserMedia, scales each frame to `capture_width` px, encodes it as JPEG and sends
 // it to the kernel in a binary buffer, one frame in flight at a time. The kernel answers with faces (box, label,
 // probabilities); they are drawn over the live video, with per-emotion bars, frames/s and latency.
-// The root element carries data-state, data-results and data-with-face for tests and for styling.
+// The root element carries data-state, data-results, data-with-face and data-lab-settings for tests and styling.
 
 const STALE_MS = 250;
 const UI_EVERY_MS = 100;
@@ -24,6 +24,25 @@ const MESSAGES = {
   "kernel-error": "", // the kernel's message
   error: "",
 };
+
+// JupyterLab 4.5+ publishes the server's untracked message types in its page config. Without "comm_msg"
+// among them it redraws its kernel indicators twice per frame (a busy and an idle status for each frame
+// message), which costs the browser more CPU than the capture itself: fer_utils/lab_server.py.
+function labSettings() {
+  const node = document.getElementById("jupyter-config-data");
+  let untracked;
+  try {
+    untracked = node && JSON.parse(node.textContent).untracked_message_types;
+  } catch (err) {
+    untracked = undefined;
+  }
+  if (!Array.isArray(untracked)) return "unknown";
+  return untracked.includes("comm_msg") ? "project" : "default";
+}
+
+const SETTINGS_TIP =
+  "Tip: this JupyterLab redraws its kernel status for every frame. Start it with `make lab` " +
+  "(the repository's jupyter_config/ settings) for more frames per second.";
 
 function el(tag, cls, parent, text) {
   const e = document.createElement(tag);
@@ -51,6 +70,8 @@ function render({ model, el: host }) {
   const bars = el("div", "fer-bars", side);
   const stats = el("div", "fer-stats", side, "");
   const info = el("div", "fer-info", side, model.get("info"));
+  root.dataset.labSettings = labSettings();
+  if (root.dataset.labSettings === "default") el("div", "fer-tip", side, SETTINGS_TIP);
 
   const names = model.get("class_names");
   const rows = names.map((name) => {

@@ -1,0 +1,44 @@
+"""Jupyter Server settings that keep the webcam widget (notebook 05) fast.
+
+``jupyter_config/jupyter_server_config.py`` applies them; ``make lab`` (and the browser tests) start
+JupyterLab with that folder on ``JUPYTER_CONFIG_PATH``. Two per-frame costs of the widget come from
+Jupyter rather than from the model, and both are settings here:
+
+- **Kernel status redraws.** The kernel answers every widget (comm) message with a busy and an idle status
+  message, and JupyterLab redraws its kernel indicators (notebook toolbar, status bar, tab) for each: two
+  redraws per camera frame. Listing ``comm_msg`` in ``MappingKernelManager.untracked_message_types``
+  (:data:`UNTRACKED_MESSAGE_TYPES`) tells JupyterLab (4.5 and later read it) to leave the shown status alone
+  for them, and keeps widget traffic out of the server's activity tracking. Cell executions are tracked as
+  before.
+- **Nagle's algorithm on the kernel websocket.** Jupyter Server leaves it on, so the kernel's answer, which
+  follows the small "busy" message, waits for the browser's delayed acknowledgement of that message (tens of
+  milliseconds on Linux) before it is sent. :class:`LowLatencyWebsocketConnection` turns it off
+  (``TCP_NODELAY``), as Tornado's ``WebSocketHandler.set_nodelay`` documentation recommends for small
+  interactive messages.
+
+``benchmarks/bench_realtime.py --browser 20`` measures the widget with these settings (and README's
+"Live demo" section gives the numbers with and without them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
+
+UNTRACKED_MESSAGE_TYPES = ("comm_msg",)
+"""Message types whose busy/idle replies should not change the kernel status JupyterLab shows."""
+
+
+class LowLatencyWebsocketConnection(ZMQChannelsWebsocketConnection):
+    """Jupyter Server's kernel websocket connection with ``TCP_NODELAY`` set on the websocket."""
+
+    def connect(self) -> asyncio.Future[None] | None:
+        self.websocket_handler.set_nodelay(True)
+        return super().connect()
+
+
+def configure(c) -> None:
+    """Apply both settings to a Jupyter Server config object ``c`` (as in ``jupyter_server_config.py``)."""
+    c.MappingKernelManager.untracked_message_types.extend(UNTRACKED_MESSAGE_TYPES)
+    c.ServerApp.kernel_websocket_connection_class = f"{__name__}.{LowLatencyWebsocketConnection.__name__}"

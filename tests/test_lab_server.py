@@ -1,0 +1,53 @@
+"""The repository's Jupyter Server settings (jupyter_config/, fer_utils.lab_server) as Jupyter loads them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
+from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
+
+from fer_utils import lab_server, paths
+
+LOAD = """
+import json
+from jupyter_server.serverapp import ServerApp
+app = ServerApp()
+app.initialize(argv=["--no-browser", "--port=0"], find_extensions=False, new_httpserver=False)
+cls = app.kernel_websocket_connection_class
+print(json.dumps({"untracked": list(app.kernel_manager.untracked_message_types),
+                  "connection": f"{cls.__module__}.{cls.__name__}"}))
+"""
+
+
+def load_server_settings(tmp_path, config_path: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_CONFIG_PATH"}
+    env.update(JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               JUPYTER_DATA_DIR=str(tmp_path / "data"))
+    if config_path:
+        env["JUPYTER_CONFIG_PATH"] = config_path
+    out = subprocess.run([sys.executable, "-c", LOAD], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_make_lab_settings_add_to_jupyters_defaults(tmp_path):
+    default = load_server_settings(tmp_path, None)
+    project = load_server_settings(tmp_path, str(paths.JUPYTER_CONFIG_DIR))
+    assert "comm_msg" not in default["untracked"]
+    assert project["untracked"] == default["untracked"] + ["comm_msg"]  # appended, Jupyter's own list kept
+    assert default["connection"].endswith("ZMQChannelsWebsocketConnection")
+    assert project["connection"] == "fer_utils.lab_server.LowLatencyWebsocketConnection"
+
+
+def test_the_kernel_websocket_is_set_to_nodelay_before_it_connects(monkeypatch):
+    calls: list[str] = []
+    handler = KernelWebsocketHandler.__new__(KernelWebsocketHandler)  # what Tornado would hand the connection
+    handler.set_nodelay = lambda value: calls.append(f"nodelay {value}")
+    monkeypatch.setattr(ZMQChannelsWebsocketConnection, "connect", lambda self: calls.append("connect") or "future")
+    conn = lab_server.LowLatencyWebsocketConnection(websocket_handler=handler)
+    assert conn.connect() == "future"
+    assert calls == ["nodelay True", "connect"]
