@@ -73,6 +73,7 @@ class TrainConfig:
     drop_path_rate: float = 0.1  # stochastic depth
     pretrained: bool = False  # try ImageNet weights from the hub (falls back to random, loudly)
     weights_path: str = ""  # local pretrained weights file, used instead of the hub
+    init_checkpoint: str = ""  # start from this fer_utils checkpoint's weights and preprocessing, new schedule
     # optimisation
     epochs: int = 30
     batch_size: int = 64
@@ -312,6 +313,22 @@ def _validate(
 # ---------------------------------------------------------------- the loop
 
 
+def _init_from_checkpoint(model: nn.Module, path: Path) -> tuple[nn.Module, str, tuple[float, float]]:
+    """Load a fer_utils checkpoint's weights into ``model`` (same architecture) for a new run on top of it.
+
+    Returns the model, its ``init`` description and the checkpoint's normalisation ``(mean, std)``, so the
+    new run feeds the network the inputs it was trained on. Not a resume: optimiser and schedule start afresh.
+    """
+    ck = load_checkpoint(path)
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()})
+    except RuntimeError as err:
+        raise ValueError(f"{path}: field 'state_dict' does not fit this run's model ({ck['model_config'].get('arch')} "
+                         f"checkpoint): {str(err).splitlines()[0]}") from None
+    pre = ck["preprocess"]
+    return model, f"checkpoint: {path.name} (epoch {ck.get('epoch', '?')})", (float(pre["mean"]), float(pre["std"]))
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) a run; returns a summary with the best epoch and metric.
 
@@ -360,6 +377,8 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
     mcfg = cfg.model_config()
     model, init = create_model(mcfg, pretrained=cfg.pretrained, weights_path=paths.resolve(cfg.weights_path) if cfg.weights_path else None)
     stats = pretrained_stats(model) if init.startswith(("imagenet", "file")) else None
+    if cfg.init_checkpoint:
+        model, init, stats = _init_from_checkpoint(model, paths.resolve(cfg.init_checkpoint))
     mean, std = stats if stats else pixel_stats(x_tr)
     pre = Preprocess(img_size=cfg.img_size, crop_size=cfg.crop_size, mean=mean, std=std)
     augment = GrayAugment(pre, cfg.augment_config())

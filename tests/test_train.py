@@ -167,3 +167,25 @@ def test_two_process_distributed_training_keeps_ranks_identical(tiny_csv, tmp_pa
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert same_weights(w0, w1)
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
+
+
+def test_init_checkpoint_starts_a_new_run_from_a_trained_model(finished_run, tiny_csv, tmp_path):
+    out, _, _ = finished_run
+    source = load_checkpoint(out / "best.pt")
+    # lr 0: the new run's weights stay the loaded ones (BatchNorm running statistics still move)
+    model, result = fit(config(tiny_csv, tmp_path / "new", epochs=1, lr=0.0, weight_decay=0.0,
+                               init_checkpoint=str(out / "best.pt")))
+    state = model.state_dict()
+    learned = [k for k, v in source["state_dict"].items() if v.is_floating_point() and "running" not in k]
+    assert learned and all(torch.equal(state[k], source["state_dict"][k]) for k in learned)
+    assert result["init"] == f"checkpoint: best.pt (epoch {source['epoch']})"
+    new = load_checkpoint(tmp_path / "new" / "last.pt")
+    assert new["preprocess"]["mean"] == source["preprocess"]["mean"] and new["epoch"] == 1
+    fresh, _ = fit(config(tiny_csv, tmp_path / "fresh", epochs=1, lr=0.0, weight_decay=0.0))
+    assert not all(torch.equal(fresh.state_dict()[k], source["state_dict"][k]) for k in learned)
+
+
+def test_init_checkpoint_of_another_architecture_is_refused(finished_run, tiny_csv, tmp_path):
+    out, _, _ = finished_run
+    with pytest.raises(ValueError, match=r"best\.pt: field 'state_dict' does not fit"):
+        fit(config(tiny_csv, tmp_path, arch="test_efficientnet", init_checkpoint=str(out / "best.pt")))
