@@ -45,7 +45,7 @@ test: $(PY) ## Run the test suite
 	$(PY) -m pytest
 
 lab: $(PY) ## Start JupyterLab on localhost, with the server settings in jupyter_config/
-	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter_config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} $(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(PORT) --notebook-dir=.
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter_config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(PORT) --notebook-dir=.
 
 strip: $(PY) ## Strip outputs from the source notebooks
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

@@ -103,7 +103,8 @@ def bench_camera(index: int, pipeline, frames: int, warmup: int) -> dict:
     from fer_utils.realtime import SourceError, run
 
     try:
-        run(str(index), pipeline, max_frames=warmup)
+        if warmup:
+            run(str(index), pipeline, max_frames=warmup)
         stats, _ = run(str(index), pipeline, max_frames=frames)
     except SourceError as err:
         return {"error": str(err)}
@@ -204,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--camera", type=int, help="also time the command-line pipeline on this camera index")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
+    if args.jupyter_defaults and not args.browser:
+        ap.error("--jupyter-defaults applies to --browser SECONDS")
+    if args.camera is not None and args.frames < 1:
+        ap.error("--camera needs --frames of at least 1 (a camera never ends)")
 
     from fer_utils.realtime import Pipeline, PipelineConfig, make_sample_clip, sample_frames
 

@@ -26,6 +26,7 @@ module                 job
 ``inference``          fast single-face classification (ONNX Runtime, else PyTorch)
 ``realtime``           the live pipeline; ``python -m fer_utils.realtime``
 ``webcam``             the in-browser webcam widget (anywidget) of notebook 05
+``lab_server``         Jupyter Server settings for the widget's speed (``jupyter_config/``)
 ``reproduce``          runs the notebooks with papermill; ``make reproduce``
 =====================  ==========================================================
 

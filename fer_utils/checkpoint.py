@@ -90,9 +90,13 @@ def model_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cp
     """Rebuild the network described by ``ckpt`` and load its weights (eval mode, float32)."""
     cfg = ModelConfig.from_dict(ckpt["model_config"])
     model, _ = create_model(cfg)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    model.load_state_dict(state)
+    model.load_state_dict(float_state_dict(ckpt))
     return model.to(device).eval()
+
+
+def float_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The checkpoint's weights in float32 (exported files hold float16)."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
 
 
 def _metadata(ckpt: dict[str, Any]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import CLASS_NAMES, NUM_CLASSES, __version__, paths
-from .checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from .checkpoint import FORMAT, float_state_dict, load_checkpoint, save_checkpoint
 from .files import atomic_write_json, atomic_write_text
 from .model import ModelConfig, channels_last, create_model, pretrained_stats
 from .transforms import AugmentConfig, GrayAugment, Preprocess, pixel_stats
@@ -73,7 +73,7 @@ class TrainConfig:
     drop_path_rate: float = 0.1  # stochastic depth
     pretrained: bool = False  # try ImageNet weights from the hub (falls back to random, loudly)
     weights_path: str = ""  # local pretrained weights file, used instead of the hub
-    init_checkpoint: str = ""  # start from this fer_utils checkpoint's weights and preprocessing, new schedule
+    init_checkpoint: str = ""  # start from this checkpoint's weights and normalisation (same network and input), new schedule
     # optimisation
     epochs: int = 30
     batch_size: int = 64
@@ -313,20 +313,36 @@ def _validate(
 # ---------------------------------------------------------------- the loop
 
 
-def _init_from_checkpoint(model: nn.Module, path: Path) -> tuple[nn.Module, str, tuple[float, float]]:
-    """Load a fer_utils checkpoint's weights into ``model`` (same architecture) for a new run on top of it.
+def _init_from_checkpoint(
+    model: nn.Module, path: Path, cfg: TrainConfig, mcfg: ModelConfig
+) -> tuple[str, tuple[float, float]]:
+    """Load a fer_utils checkpoint's weights into ``model`` for a new run on top of it.
 
-    Returns the model, its ``init`` description and the checkpoint's normalisation ``(mean, std)``, so the
-    new run feeds the network the inputs it was trained on. Not a resume: optimiser and schedule start afresh.
+    The checkpoint must describe the same network and input as ``cfg``. Returns the run's ``init``
+    description and the checkpoint's normalisation ``(mean, std)``, so the new run feeds the network the
+    inputs it was trained on. Not a resume: the optimiser and the schedule start afresh.
+
+    Raises:
+        ValueError: naming the checkpoint field that differs from this run.
     """
     ck = load_checkpoint(path)
-    try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()})
-    except RuntimeError as err:
-        raise ValueError(f"{path}: field 'state_dict' does not fit this run's model ({ck['model_config'].get('arch')} "
-                         f"checkpoint): {str(err).splitlines()[0]}") from None
-    pre = ck["preprocess"]
-    return model, f"checkpoint: {path.name} (epoch {ck.get('epoch', '?')})", (float(pre["mean"]), float(pre["std"]))
+    theirs = {
+        **{f"model_config.{k}": ck["model_config"].get(k) for k in ("arch", "in_chans", "num_classes", "stem_stride")},
+        **{f"preprocess.{k}": ck["preprocess"].get(k) for k in ("img_size", "crop_size")},
+        "class_names": list(ck["class_names"]),
+    }
+    ours = {
+        **{f"model_config.{k}": getattr(mcfg, k) for k in ("arch", "in_chans", "num_classes", "stem_stride")},
+        "preprocess.img_size": cfg.img_size,
+        "preprocess.crop_size": cfg.crop_size,
+        "class_names": list(CLASS_NAMES),
+    }
+    for field, value in theirs.items():
+        if value != ours[field]:
+            raise ValueError(f"{path}: field '{field}' is {value!r}, this run's is {ours[field]!r}")
+    model.load_state_dict(float_state_dict(ck))
+    init = f"checkpoint: {cfg.init_checkpoint} (epoch {ck.get('epoch', '?')}, which started from {ck.get('init', '?')})"
+    return init, (float(ck["preprocess"]["mean"]), float(ck["preprocess"]["std"]))
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -334,7 +350,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     Raises:
         fer_utils.data.FERDataError: bad data or a missing split.
-        ValueError: a resumed run whose data or architecture differ from ``cfg``.
+        ValueError: a resumed run whose data, architecture or ``init_checkpoint`` differ from ``cfg``; an
+            ``init_checkpoint`` that does not describe this run's network and input.
+        fer_utils.checkpoint.CheckpointError: a missing or unreadable ``init_checkpoint``.
     """
     return fit(cfg)[1]
 
@@ -344,7 +362,9 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
 
     Raises:
         fer_utils.data.FERDataError: bad data or a missing split.
-        ValueError: a resumed run whose data or architecture differ from ``cfg``.
+        ValueError: a resumed run whose data, architecture or ``init_checkpoint`` differ from ``cfg``; an
+            ``init_checkpoint`` that does not describe this run's network and input.
+        fer_utils.checkpoint.CheckpointError: a missing or unreadable ``init_checkpoint``.
     """
     from tqdm.auto import tqdm
 
@@ -373,12 +393,25 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
         "n_val": int(len(y_va)),
     }
 
+    last_path, best_path, summary_path = out / "last.pt", out / "best.pt", out / "summary.csv"
+    resume = load_checkpoint(last_path) if cfg.resume and last_path.is_file() else None
+    if cfg.init_checkpoint and (cfg.pretrained or cfg.weights_path):
+        raise ValueError("init_checkpoint sets the starting weights: leave pretrained and weights_path unset")
+    if cfg.init_checkpoint and paths.resolve(cfg.init_checkpoint).resolve().parent == out.resolve():
+        raise ValueError(f"{cfg.init_checkpoint}: init_checkpoint is in this run's out_dir; give the new run its own")
+    if resume is not None and resume.get("train_config", {}).get("init_checkpoint", "") != cfg.init_checkpoint:
+        raise ValueError(f"{last_path}: field 'train_config.init_checkpoint' is "
+                         f"{resume['train_config'].get('init_checkpoint', '')!r}, this run's is "
+                         f"{cfg.init_checkpoint!r}; use a new out_dir")
+
     torch.manual_seed(cfg.seed)
     mcfg = cfg.model_config()
     model, init = create_model(mcfg, pretrained=cfg.pretrained, weights_path=paths.resolve(cfg.weights_path) if cfg.weights_path else None)
     stats = pretrained_stats(model) if init.startswith(("imagenet", "file")) else None
-    if cfg.init_checkpoint:
-        model, init, stats = _init_from_checkpoint(model, paths.resolve(cfg.init_checkpoint))
+    if resume is not None:  # the normalisation the run was trained with
+        stats = (float(resume["preprocess"]["mean"]), float(resume["preprocess"]["std"]))
+    elif cfg.init_checkpoint:
+        init, stats = _init_from_checkpoint(model, paths.resolve(cfg.init_checkpoint), cfg, mcfg)
     mean, std = stats if stats else pixel_stats(x_tr)
     pre = Preprocess(img_size=cfg.img_size, crop_size=cfg.crop_size, mean=mean, std=std)
     augment = GrayAugment(pre, cfg.augment_config())
@@ -399,10 +432,9 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     start_epoch, best_value, best_epoch = 0, None, None
-    last_path, best_path, summary_path = out / "last.pt", out / "best.pt", out / "summary.csv"
     rows: list[dict[str, Any]] = []
-    if cfg.resume and last_path.is_file():
-        ck = load_checkpoint(last_path)
+    if resume is not None:
+        ck = resume
         if ck["data"].get("content_md5") != data.content_md5:
             raise ValueError(f"{last_path}: was trained on different data (field 'data.content_md5'); use a new out_dir")
         if ck["model_config"] != mcfg.to_dict():

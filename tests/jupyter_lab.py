@@ -62,11 +62,11 @@ def running_lab(
         "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         "FER_UTILS_CACHE": str(home / "cache"),
-        **(env or {}),
     }
     full_env.pop("JUPYTER_CONFIG_PATH", None)
     if project_settings:
         full_env["JUPYTER_CONFIG_PATH"] = str(paths.JUPYTER_CONFIG_DIR)
+    full_env.update(env or {})
     cmd = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",

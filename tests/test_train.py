@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import fer_utils.train as train_mod
-from fer_utils.checkpoint import load_checkpoint, load_model
+from fer_utils.checkpoint import export_model, load_checkpoint, load_model, save_checkpoint
 from fer_utils.train import TrainConfig, fit, lr_factor, mix_batch, soft_targets, train
 
 
@@ -169,23 +169,65 @@ def test_two_process_distributed_training_keeps_ranks_identical(tiny_csv, tmp_pa
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
 
 
-def test_init_checkpoint_starts_a_new_run_from_a_trained_model(finished_run, tiny_csv, tmp_path):
+
+@pytest.fixture(scope="module")
+def source_checkpoint(finished_run, tmp_path_factory):
+    """The finished run's best.pt with a normalisation no run on tiny_csv would compute."""
     out, _, _ = finished_run
-    source = load_checkpoint(out / "best.pt")
-    # lr 0: the new run's weights stay the loaded ones (BatchNorm running statistics still move)
-    model, result = fit(config(tiny_csv, tmp_path / "new", epochs=1, lr=0.0, weight_decay=0.0,
-                               init_checkpoint=str(out / "best.pt")))
-    state = model.state_dict()
-    learned = [k for k, v in source["state_dict"].items() if v.is_floating_point() and "running" not in k]
-    assert learned and all(torch.equal(state[k], source["state_dict"][k]) for k in learned)
-    assert result["init"] == f"checkpoint: best.pt (epoch {source['epoch']})"
-    new = load_checkpoint(tmp_path / "new" / "last.pt")
-    assert new["preprocess"]["mean"] == source["preprocess"]["mean"] and new["epoch"] == 1
-    fresh, _ = fit(config(tiny_csv, tmp_path / "fresh", epochs=1, lr=0.0, weight_decay=0.0))
-    assert not all(torch.equal(fresh.state_dict()[k], source["state_dict"][k]) for k in learned)
+    ck = load_checkpoint(out / "best.pt")
+    ck["preprocess"]["mean"], ck["preprocess"]["std"] = 0.123, 0.321
+    return save_checkpoint(tmp_path_factory.mktemp("source") / "best.pt", ck), ck
 
 
-def test_init_checkpoint_of_another_architecture_is_refused(finished_run, tiny_csv, tmp_path):
+def learned_weights(state):
+    return {k: v for k, v in state.items() if v.is_floating_point() and "running" not in k}
+
+
+def test_init_checkpoint_starts_from_its_weights_and_normalisation(source_checkpoint, tiny_csv, tmp_path):
+    path, source = source_checkpoint
+    # lr 0: the weights stay the loaded ones (BatchNorm running statistics still move)
+    model, result = fit(config(tiny_csv, tmp_path, epochs=1, lr=0.0, weight_decay=0.0, init_checkpoint=str(path)))
+    expected = learned_weights(source["state_dict"])
+    assert expected and same_weights(expected, model.state_dict())
+    new = load_checkpoint(tmp_path / "last.pt")
+    assert (new["preprocess"]["mean"], new["preprocess"]["std"]) == (0.123, 0.321)
+    assert result["init"] == f"checkpoint: {path} (epoch {source['epoch']}, which started from random)"
+
+
+def test_init_checkpoint_run_has_its_own_optimiser_and_schedule(finished_run, tiny_csv, tmp_path):
     out, _, _ = finished_run
-    with pytest.raises(ValueError, match=r"best\.pt: field 'state_dict' does not fit"):
-        fit(config(tiny_csv, tmp_path, arch="test_efficientnet", init_checkpoint=str(out / "best.pt")))
+    steps_per_epoch = (12 * 7) // 16
+    assert load_checkpoint(out / "last.pt")["scheduler"]["last_epoch"] == 2 * steps_per_epoch
+    fit(config(tiny_csv, tmp_path, epochs=1, init_checkpoint=str(out / "last.pt")))
+    new = load_checkpoint(tmp_path / "last.pt")
+    assert new["scheduler"]["last_epoch"] == steps_per_epoch  # not resumed at step 2 * steps_per_epoch
+    assert {int(v["step"]) for v in new["optimizer"]["state"].values()} == {steps_per_epoch}
+
+
+def test_init_checkpoint_may_be_a_float16_export(source_checkpoint, tiny_csv, tmp_path):
+    path, source = source_checkpoint
+    export_model(path, tmp_path / "half.pt", half=True)
+    model, _ = fit(config(tiny_csv, tmp_path / "run", epochs=1, lr=0.0, weight_decay=0.0,
+                          init_checkpoint=str(tmp_path / "half.pt")))
+    expected = {k: v.half().float() for k, v in learned_weights(source["state_dict"]).items()}
+    assert same_weights(expected, model.state_dict())
+
+
+def test_init_checkpoint_of_another_network_is_refused(source_checkpoint, tiny_csv, tmp_path):
+    path, _ = source_checkpoint
+    with pytest.raises(ValueError, match=r"best\.pt: field 'model_config\.arch' is 'resnet10t', this run's is 'test_efficientnet'"):
+        fit(config(tiny_csv, tmp_path, arch="test_efficientnet", init_checkpoint=str(path)))
+    with pytest.raises(ValueError, match=r"field 'preprocess\.crop_size' is 44, this run's is 40"):
+        fit(config(tiny_csv, tmp_path, crop_size=40, init_checkpoint=str(path)))
+
+
+def test_a_run_is_not_resumed_with_another_init_checkpoint(finished_run, source_checkpoint, tiny_csv, tmp_path):
+    out, _, _ = finished_run
+    path, _ = source_checkpoint
+    import shutil
+
+    shutil.copytree(out, tmp_path / "copy")
+    with pytest.raises(ValueError, match=r"last\.pt: field 'train_config\.init_checkpoint' is ''"):
+        fit(config(tiny_csv, tmp_path / "copy", epochs=3, init_checkpoint=str(path)))
+    with pytest.raises(ValueError, match="in this run's out_dir"):
+        fit(config(tiny_csv, tmp_path / "copy", resume=False, init_checkpoint=str(tmp_path / "copy" / "best.pt")))

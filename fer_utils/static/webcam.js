@@ -40,9 +40,6 @@ function labSettings() {
   return untracked.includes("comm_msg") ? "project" : "default";
 }
 
-const SETTINGS_TIP =
-  "Tip: this JupyterLab redraws its kernel status for every frame. Start it with `make lab` " +
-  "(the repository's jupyter_config/ settings) for more frames per second.";
 
 function el(tag, cls, parent, text) {
   const e = document.createElement(tag);
@@ -71,7 +68,13 @@ function render({ model, el: host }) {
   const stats = el("div", "fer-stats", side, "");
   const info = el("div", "fer-info", side, model.get("info"));
   root.dataset.labSettings = labSettings();
-  if (root.dataset.labSettings === "default") el("div", "fer-tip", side, SETTINGS_TIP);
+  if (root.dataset.labSettings === "default") {
+    const tip = el("div", "fer-tip", side, "Tip: this JupyterLab redraws its kernel status for every frame. Start it with ");
+    el("code", "", tip, "make lab");
+    tip.append(" (the repository's ");
+    el("code", "", tip, "jupyter_config/");
+    tip.append(" settings) for more frames per second.");
+  }
 
   const names = model.get("class_names");
   const rows = names.map((name) => {
