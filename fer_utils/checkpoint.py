@@ -36,7 +36,7 @@ FORMAT = "fer_utils.checkpoint/1"
 SHIPPED_MODEL = paths.MODELS_DIR / "fer2013_efficientnet_b3.pt"
 """The trained model shipped with the repository (see models/README.md)."""
 
-SHIPPED_SHA256: str | None = "9bac1d0137f847b19cf439030bcd3646b1da94caea07305808c4c81e824c0a79"
+SHIPPED_SHA256: str | None = "136bc350ee0e49f98717e27693753239d7e8361c65ef2dd144bcbed5f29da6b6"
 """SHA-256 of the shipped model (``None`` in a checkout without one)."""
 
 REQUIRED_KEYS = ("format", "model_config", "state_dict", "class_names", "preprocess")
