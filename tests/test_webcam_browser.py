@@ -143,7 +143,8 @@ def test_widget_says_when_there_is_no_camera_or_the_origin_is_not_secure(lab):
     assert not errors, errors
 
 
-def test_widget_gives_no_tip_under_the_make_lab_settings(lab):
+def _lab_settings_and_tips(lab: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """Open notebook 05 in Chromium (no camera needed): the widget's data-lab-settings and its tips' texts."""
     with sync_playwright() as p:
         browser = launch_chromium(p)
         try:
@@ -151,29 +152,22 @@ def test_widget_gives_no_tip_under_the_make_lab_settings(lab):
             block_outside_requests(page, "127.0.0.1")
             _open_and_run_all(page, f"{lab['url']}/lab/tree/05_webcam.ipynb?token={lab['token']}")
             widget = page.locator(".fer-webcam")
-            settings = widget.get_attribute("data-lab-settings")
-            tips = widget.locator(".fer-tip").count()
+            return widget.get_attribute("data-lab-settings"), widget.locator(".fer-tip").all_inner_texts()
         finally:
             browser.close()
+
+
+def test_widget_gives_no_tip_under_the_make_lab_settings(lab):
+    settings, tips = _lab_settings_and_tips(lab)
     assert settings == "project"  # JupyterLab's page config lists comm_msg: jupyter_config/ reached the page
-    assert tips == 0
+    assert tips == []
 
 
 def test_widget_suggests_make_lab_under_default_jupyter_settings(tmp_path):
     root, home = tmp_path / "lab", tmp_path / "home"
     root.mkdir()
     home.mkdir()
-    with webcam_lab(root, home, make_checkpoint(root / "tiny.pt"), project_settings=False) as lab, \
-            sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            page = browser.new_page()
-            block_outside_requests(page, "127.0.0.1")
-            _open_and_run_all(page, f"{lab['url']}/lab/tree/05_webcam.ipynb?token={lab['token']}")
-            widget = page.locator(".fer-webcam")
-            settings = widget.get_attribute("data-lab-settings")
-            tip = widget.locator(".fer-tip").inner_text()
-        finally:
-            browser.close()
+    with webcam_lab(root, home, make_checkpoint(root / "tiny.pt"), project_settings=False) as lab:
+        settings, tips = _lab_settings_and_tips(lab)
     assert settings == "default"
-    assert "make lab" in tip and "jupyter_config/" in tip
+    assert len(tips) == 1 and "make lab" in tips[0] and "jupyter_config/" in tips[0]
