@@ -75,7 +75,13 @@ def bench_cli(clip: Path, pipeline, warmup: int) -> dict:
 
     run(str(clip), pipeline, max_frames=warmup)
     stats, _ = run(str(clip), pipeline)
-    out = {"frames": stats.frames, "frames_with_face": stats.frames_with_face, "fps": stats.fps}
+    return _run_summary(stats)
+
+
+def _run_summary(stats) -> dict:
+    """fer_utils.realtime.RunStats as this benchmark reports it: counts, frames/s, p50/p95 per stage."""
+    out = {"frames": stats.frames, "frames_with_face": stats.frames_with_face, "fps": stats.fps,
+           "corrupt_frames": stats.corrupt_frames}
     out.update({k: {"p50": v["p50"], "p95": v["p95"]} for k, v in stats.latency_ms.items()})
     return out
 
@@ -108,10 +114,7 @@ def bench_camera(index: int, pipeline, frames: int, warmup: int) -> dict:
         stats, _ = run(str(index), pipeline, max_frames=frames)
     except SourceError as err:
         return {"error": str(err)}
-    out = {"frames": stats.frames, "frames_with_face": stats.frames_with_face, "fps": stats.fps,
-           "corrupt_frames": stats.corrupt_frames}
-    out.update({k: {"p50": v["p50"], "p95": v["p95"]} for k, v in stats.latency_ms.items()})
-    return out
+    return _run_summary(stats)
 
 
 def bench_browser(seconds: float, checkpoint: Path, work: Path, project_settings: bool = True) -> dict:

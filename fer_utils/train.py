@@ -326,20 +326,13 @@ def _init_from_checkpoint(
         ValueError: naming the checkpoint field that differs from this run.
     """
     ck = load_checkpoint(path)
-    theirs = {
-        **{f"model_config.{k}": ck["model_config"].get(k) for k in ("arch", "in_chans", "num_classes", "stem_stride")},
-        **{f"preprocess.{k}": ck["preprocess"].get(k) for k in ("img_size", "crop_size")},
-        "class_names": list(ck["class_names"]),
-    }
-    ours = {
-        **{f"model_config.{k}": getattr(mcfg, k) for k in ("arch", "in_chans", "num_classes", "stem_stride")},
-        "preprocess.img_size": cfg.img_size,
-        "preprocess.crop_size": cfg.crop_size,
-        "class_names": list(CLASS_NAMES),
-    }
-    for field, value in theirs.items():
-        if value != ours[field]:
-            raise ValueError(f"{path}: field '{field}' is {value!r}, this run's is {ours[field]!r}")
+    pairs = [(f"model_config.{k}", ck["model_config"].get(k), getattr(mcfg, k))
+             for k in ("arch", "in_chans", "num_classes", "stem_stride")]
+    pairs += [(f"preprocess.{k}", ck["preprocess"].get(k), getattr(cfg, k)) for k in ("img_size", "crop_size")]
+    pairs.append(("class_names", list(ck["class_names"]), list(CLASS_NAMES)))
+    for field, theirs, ours in pairs:
+        if theirs != ours:
+            raise ValueError(f"{path}: field '{field}' is {theirs!r}, this run's is {ours!r}")
     model.load_state_dict(float_state_dict(ck))
     init = f"checkpoint: {cfg.init_checkpoint} (epoch {ck.get('epoch', '?')}, which started from {ck.get('init', '?')})"
     return init, (float(ck["preprocess"]["mean"]), float(ck["preprocess"]["std"]))
@@ -399,9 +392,9 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
         raise ValueError("init_checkpoint sets the starting weights: leave pretrained and weights_path unset")
     if cfg.init_checkpoint and paths.resolve(cfg.init_checkpoint).resolve().parent == out.resolve():
         raise ValueError(f"{cfg.init_checkpoint}: init_checkpoint is in this run's out_dir; give the new run its own")
-    if resume is not None and resume.get("train_config", {}).get("init_checkpoint", "") != cfg.init_checkpoint:
-        raise ValueError(f"{last_path}: field 'train_config.init_checkpoint' is "
-                         f"{resume['train_config'].get('init_checkpoint', '')!r}, this run's is "
+    started_from = resume.get("train_config", {}).get("init_checkpoint", "") if resume is not None else ""
+    if resume is not None and started_from != cfg.init_checkpoint:
+        raise ValueError(f"{last_path}: field 'train_config.init_checkpoint' is {started_from!r}, this run's is "
                          f"{cfg.init_checkpoint!r}; use a new out_dir")
 
     torch.manual_seed(cfg.seed)

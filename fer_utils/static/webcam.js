@@ -40,7 +40,6 @@ function labSettings() {
   return untracked.includes("comm_msg") ? "project" : "default";
 }
 
-
 function el(tag, cls, parent, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
