@@ -7,6 +7,7 @@
     .venv/bin/python benchmarks/bench_realtime.py --browser 20           # also the widget in JupyterLab + Chromium
     .venv/bin/python benchmarks/bench_realtime.py --browser 20 --jupyter-defaults   # ... without jupyter_config/
     .venv/bin/python benchmarks/bench_realtime.py --camera 0             # also a real camera, 300 frames
+    .venv/bin/python benchmarks/bench_realtime.py --fake-camera 30       # also camera index 0 on a V4L2 stand-in
     taskset -c 0,1 .venv/bin/python benchmarks/bench_realtime.py        # pin to two cores on a bigger machine
 
 Paths measured (all on a clip of a real public-domain face moving over a plain background, one face per frame):
@@ -19,6 +20,11 @@ Paths measured (all on a clip of a real public-domain face moving over a plain b
 - ``--camera INDEX``: what ``python -m fer_utils.realtime --source INDEX --no-window`` does with a real camera.
   Frames/s cannot exceed the camera's own rate, and "decode" includes waiting for the camera's next frame;
   detect + classify against the camera's frame interval is the headroom. Say what is in front of it.
+- ``--fake-camera FPS``: for machines without a camera, the command line itself
+  (``python -m fer_utils.realtime --source 0 --no-window``, in a child process) on camera index 0 served by
+  tests/fake_v4l2.c, a user-space V4L2 webcam that OpenCV opens through its real V4L2 backend: YUYV frames
+  of the clip's face at ``--fake-camera-size`` (default 640x480, the mode OpenCV asks a webcam for), captured on
+  the camera's own clock at FPS (0: whenever the pipeline asks, to see its ceiling). Needs gcc.
 - ``--browser SECONDS``: the widget end to end, in JupyterLab with headless Chromium and a fake camera
   (needs /usr/bin/chromium and playwright); frames/s as the widget itself reports them. Target: >= 15.
   JupyterLab runs with the repository's server settings (``jupyter_config/``, as ``make lab`` starts it;
@@ -34,6 +40,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -115,6 +122,35 @@ def bench_camera(index: int, pipeline, frames: int, warmup: int) -> dict:
     except SourceError as err:
         return {"error": str(err)}
     return _run_summary(stats)
+
+
+def bench_fake_camera(fps: float, size: tuple[int, int], checkpoint: Path, work: Path, frames: int,
+                      pipeline_args: list[str]) -> dict:
+    """``python -m fer_utils.realtime --source 0`` on the V4L2 stand-in camera, as a user would run it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import fake_camera
+
+    from fer_utils.realtime import sample_frames
+
+    raw = work / f"camera_{size[0]}x{size[1]}.yuyv"
+    fake_camera.write_yuyv(raw, sample_frames(60, size, seed=5))
+    out, report = work / "camera.json", work / "camera_report.json"
+    cmd = [sys.executable, "-m", "fer_utils.realtime", "--source", "0", "--checkpoint", str(checkpoint), "--no-window",
+           "--max-frames", str(frames), "--json", str(out), *pipeline_args]
+    env = {**fake_camera.camera_env(fake_camera.build(work), raw, size, fps), "FAKE_V4L2_REPORT": str(report)}
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120 + frames)
+    except subprocess.TimeoutExpired:
+        return {"error": f"no result after {120 + frames} s"}
+    if proc.returncode:
+        return {"error": (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]}
+    stats = json.loads(out.read_text())
+    summary = {k: stats[k] for k in ("frames", "frames_with_face", "fps", "corrupt_frames")}
+    summary.update({k: {"p50": v["p50"], "p95": v["p95"]} for k, v in stats["latency_ms"].items()})
+    counts = json.loads(report.read_text())
+    summary["camera_frames"] = {k: counts[k] for k in ("captured", "delivered", "dropped")}
+    return {**summary, "camera": f"V4L2 stand-in, YUYV {size[0]}x{size[1]} at {fps:g} frames/s" if fps
+            else f"V4L2 stand-in, YUYV {size[0]}x{size[1]}, a frame whenever asked"}
 
 
 def bench_browser(seconds: float, checkpoint: Path, work: Path, project_settings: bool = True) -> dict:
@@ -206,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jupyter-defaults", action="store_true",
                     help="run JupyterLab for --browser without the repository's jupyter_config/ settings")
     ap.add_argument("--camera", type=int, help="also time the command-line pipeline on this camera index")
+    ap.add_argument("--fake-camera", type=float, metavar="FPS",
+                    help="also time the command line on camera 0 served by the V4L2 stand-in at FPS (0: unpaced)")
+    ap.add_argument("--fake-camera-size", default="640x480", help="frame size of the --fake-camera stand-in")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     if args.jupyter_defaults and not args.browser:
@@ -238,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.camera is not None:
             results["camera"] = bench_camera(args.camera, pipeline, args.frames, args.warmup)
+        if args.fake_camera is not None:
+            cw, ch = (int(v) for v in args.fake_camera_size.lower().split("x"))
+            results["fake-camera"] = bench_fake_camera(
+                args.fake_camera, (cw, ch), ckpt, work, args.frames,
+                ["--backend", args.backend, "--threads", str(args.threads), "--full-detect-every", str(args.full_detect_every)])
         if args.browser:
             results["widget-browser"] = bench_browser(args.browser, ckpt, work, not args.jupyter_defaults)
 
@@ -246,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{m['cpus_usable']} usable CPUs, load {m['load_avg_1min']}")
     print(f"{'path':<15}{'frames/s':>9}{'face %':>8}  " + "  ".join(f"{st + ' p50/p95 ms':>22}" for st in
                                                                   ("decode", "detect", "classify", "total")))
-    for name in ("cli", "widget-kernel", "camera"):
+    for name in ("cli", "widget-kernel", "camera", "fake-camera"):
         r = results.get(name)
         if r is None:
             continue
@@ -255,6 +299,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{name:<15}{r['fps']:>9.1f}{100 * r['frames_with_face'] / max(1, r['frames']):>8.0f}  " + "  ".join(
             f"{r[st]['p50']:>13.1f} / {r[st]['p95']:>5.1f}" for st in ("decode", "detect", "classify", "total")))
+    if "fake-camera" in results and "camera" in results["fake-camera"]:
+        r = results["fake-camera"]
+        print(f"  fake-camera: {r['camera']}, through OpenCV's V4L2 backend; the camera captured "
+              f"{r['camera_frames']['captured']} frames, delivered {r['camera_frames']['delivered']}, "
+              f"dropped {r['camera_frames']['dropped']} (frames that found no free buffer: the pipeline was behind)")
     if "widget-browser" in results:
         r = results["widget-browser"]
         print(f"{'widget-browser':<15}{r['fps']:>9.1f}  over {r['frames']} results, {r['jupyter_settings']} Jupyter "

@@ -217,7 +217,8 @@ def test_cli_camera_that_does_not_open_is_a_clear_message(files, capsys):
 
 class _StandInCamera:
     """What ``cv2.VideoCapture(index)`` returns for a working camera: frames from the sample clip, one dropped
-    frame (cameras fail single reads), and no frame count. There is no camera on the test machines."""
+    frame (cameras fail single reads), and no frame count. (The tests below run a whole V4L2 camera in user
+    space; this one injects a failed read.)"""
 
     opened: list[int] = []
 
@@ -263,6 +264,116 @@ def test_cli_reads_a_camera_index_and_keeps_going_past_a_dropped_frame(files, tm
     assert stats["frames"] == 20 and stats["frames_with_face"] >= 16
     assert stats["corrupt_frames"] == 1 and stats["source"] == "camera 2" and stats["stopped_by"] == "max_frames=20"
     assert "20 frames (1 corrupt skipped)" in capsys.readouterr().out
+
+
+# A V4L2 camera in user space (tests/fake_v4l2.c, preloaded): OpenCV opens index 0 with its real V4L2 backend.
+
+_PROBE = """
+import json, sys, time, cv2
+reads, pause = int(sys.argv[2]), float(sys.argv[3])
+cap = cv2.VideoCapture(0)
+out = {"opened": cap.isOpened(), "backend": cap.getBackendName() if cap.isOpened() else None,
+       "fps": cap.get(cv2.CAP_PROP_FPS), "size": [cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)]}
+frames, t0 = [], time.perf_counter()
+for _ in range(reads):
+    frames.append(cap.read()[1])
+    time.sleep(pause)
+out["read_seconds"] = time.perf_counter() - t0
+out["second_opened"] = cv2.VideoCapture(0).isOpened()
+cap.release()
+if frames:
+    cv2.imwritemulti(sys.argv[1], frames)
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory):
+    """The stand-in camera built, with frames of the sample face at 320x240."""
+    import fake_camera
+
+    d = tmp_path_factory.mktemp("camera")
+    frames = list(sample_frames(12, (320, 240), seed=4))
+    size = fake_camera.write_yuyv(d / "frames.yuyv", frames)
+    lib = fake_camera.build(d)
+    return {"bgr": frames, "dir": d, "env": lambda fps: fake_camera.camera_env(lib, d / "frames.yuyv", size, fps)}
+
+
+def _probe(camera, tmp_path, fps: float, reads: int, pause: float = 0.0, **env):
+    """Open camera 0 in a fresh process with the stand-in preloaded; returns (what OpenCV said, frames read,
+    the camera's own counts)."""
+    out, report = tmp_path / "frames.tiff", tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-c", _PROBE, str(out), str(reads), str(pause)], capture_output=True,
+                          text=True, timeout=60, env={**camera["env"](fps), "FAKE_V4L2_REPORT": str(report), **env})
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    info["stderr"] = proc.stderr
+    frames = cv2.imreadmulti(str(out))[1] if reads else []
+    return info, frames, json.loads(report.read_text()) if report.exists() else None
+
+
+def test_stand_in_camera_is_a_v4l2_device_to_opencv(camera, tmp_path):
+    info, frames, _ = _probe(camera, tmp_path, fps=0, reads=1)
+    assert info["opened"] and info["backend"] == "V4L2"
+    assert info["fps"] == 30.0 and info["size"] == [320.0, 240.0]  # the camera's mode, not the 640x480 OpenCV asks for
+    assert len(frames) == 1 and frames[0].shape == (240, 320, 3)
+
+
+def test_stand_in_camera_sends_its_frames_in_order_and_loops(camera, tmp_path):
+    _, got, counts = _probe(camera, tmp_path, fps=0, reads=15)
+    # The file's frames, exactly as OpenCV converts YUYV to BGR. OpenCV throws away the camera's first
+    # frame on its first read, so the first frame read is the file's first or second.
+    sent = [cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_BGR2YUV_YUY2), cv2.COLOR_YUV2BGR_YUYV) for f in camera["bgr"]]
+    first = [i for i, s in enumerate(sent) if np.array_equal(got[0], s)]
+    assert len(got) == 15 and first in ([0], [1])
+    for k, frame in enumerate(got):
+        assert np.array_equal(frame, sent[(first[0] + k) % len(sent)]), f"frame {k}"
+    assert counts["dropped"] == 0 and counts["delivered"] == 15 + first[0]
+
+
+def test_stand_in_camera_in_use_does_not_open_twice(camera, tmp_path):
+    info, _, _ = _probe(camera, tmp_path, fps=0, reads=1)
+    assert info["opened"] and not info["second_opened"]
+
+
+def test_stand_in_camera_holds_a_fast_reader_to_its_frame_rate(camera, tmp_path):
+    # 10 frames at 20 frames/s, read as fast as they come: frame k is not there before k / 20 s.
+    info, frames, counts = _probe(camera, tmp_path, fps=20, reads=10)
+    assert len(frames) == 10 and info["read_seconds"] >= 0.4
+    assert counts["delivered"] in (10, 11)
+
+
+def test_stand_in_camera_drops_frames_a_slow_reader_misses(camera, tmp_path):
+    # 100 frames/s for a reader that takes 5 frames 0.1 s apart: the camera keeps its clock, fills the few
+    # queued buffers and loses the rest, as a webcam does.
+    info, frames, counts = _probe(camera, tmp_path, fps=100, reads=5, pause=0.1)
+    assert len(frames) == 5 and info["read_seconds"] >= 0.5
+    assert counts["fps"] == 100 and counts["size"] == [320, 240]
+    assert counts["captured"] >= 50 and counts["delivered"] in (5, 6)
+    assert counts["dropped"] >= counts["captured"] - counts["delivered"] - 8  # at most the queued buffers kept
+
+
+def test_stand_in_camera_without_its_frames_or_with_a_bad_rate_does_not_open(camera, tmp_path):
+    info, _, counts = _probe(camera, tmp_path, fps=0, reads=0, FAKE_V4L2_FRAMES=str(camera["dir"] / "missing.yuyv"))
+    assert info["opened"] is False and counts is None and "missing.yuyv" in info["stderr"]
+    info, _, _ = _probe(camera, tmp_path, fps=0, reads=0, FAKE_V4L2_FPS="thirty")
+    assert info["opened"] is False and "FAKE_V4L2_FPS=thirty" in info["stderr"]
+
+
+def test_cli_on_camera_index_0_through_opencvs_v4l2_backend(files, camera, tmp_path):
+    out = {k: tmp_path / f"cam.{k}" for k in ("json", "csv")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "fer_utils.realtime", "--source", "0", "--checkpoint", str(files["ckpt"]),
+         "--no-window", "--max-frames", "40", "--json", str(out["json"]), "--csv", str(out["csv"])],
+        capture_output=True, text=True, timeout=180, env={**camera["env"](0), "FER_UTILS_CACHE": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(out["json"].read_text())
+    assert stats["source"] == "camera 0" and stats["stopped_by"] == "max_frames=40"
+    assert stats["frames"] == 40 and stats["corrupt_frames"] == 0 and stats["frames_with_face"] >= 32
+    with open(out["csv"], newline="") as f:
+        assert len(list(csv.reader(f))) - 1 == stats["faces"]
+    assert "40 frames (0 corrupt skipped)" in proc.stdout
 
 
 def test_cli_without_a_checkpoint_explains_how_to_get_one(tmp_path, monkeypatch, capsys, files):
