@@ -36,7 +36,7 @@ FORMAT = "fer_utils.checkpoint/1"
 SHIPPED_MODEL = paths.MODELS_DIR / "fer2013_efficientnet_b3.pt"
 """The trained model shipped with the repository (see models/README.md)."""
 
-SHIPPED_SHA256: str | None = "136bc350ee0e49f98717e27693753239d7e8361c65ef2dd144bcbed5f29da6b6"
+SHIPPED_SHA256: str | None = "0b695e5bbc60ef486e058adbaa99e152ed0a6206b02cd7a12e3da2c5bd0fe895"
 """SHA-256 of the shipped model (``None`` in a checkout without one)."""
 
 REQUIRED_KEYS = ("format", "model_config", "state_dict", "class_names", "preprocess")
