@@ -82,14 +82,14 @@ def bench_cli(clip: Path, pipeline, warmup: int) -> dict:
 
     run(str(clip), pipeline, max_frames=warmup)
     stats, _ = run(str(clip), pipeline)
-    return _run_summary(stats)
+    return _run_summary(stats.to_dict())
 
 
-def _run_summary(stats) -> dict:
-    """fer_utils.realtime.RunStats as this benchmark reports it: counts, frames/s, p50/p95 per stage."""
-    out = {"frames": stats.frames, "frames_with_face": stats.frames_with_face, "fps": stats.fps,
-           "corrupt_frames": stats.corrupt_frames}
-    out.update({k: {"p50": v["p50"], "p95": v["p95"]} for k, v in stats.latency_ms.items()})
+def _run_summary(stats: dict) -> dict:
+    """A run's statistics (``RunStats.to_dict()``, the command line's --json) as this benchmark reports them:
+    counts, frames/s, p50/p95 per stage."""
+    out = {k: stats[k] for k in ("frames", "frames_with_face", "fps", "corrupt_frames")}
+    out.update({k: {"p50": v["p50"], "p95": v["p95"]} for k, v in stats["latency_ms"].items()})
     return out
 
 
@@ -121,7 +121,7 @@ def bench_camera(index: int, pipeline, frames: int, warmup: int) -> dict:
         stats, _ = run(str(index), pipeline, max_frames=frames)
     except SourceError as err:
         return {"error": str(err)}
-    return _run_summary(stats)
+    return _run_summary(stats.to_dict())
 
 
 def bench_fake_camera(fps: float, size: tuple[int, int], checkpoint: Path, work: Path, frames: int,
@@ -144,9 +144,7 @@ def bench_fake_camera(fps: float, size: tuple[int, int], checkpoint: Path, work:
         return {"error": f"no result after {120 + frames} s"}
     if proc.returncode:
         return {"error": (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]}
-    stats = json.loads(out.read_text())
-    summary = {k: stats[k] for k in ("frames", "frames_with_face", "fps", "corrupt_frames")}
-    summary.update({k: {"p50": v["p50"], "p95": v["p95"]} for k, v in stats["latency_ms"].items()})
+    summary = _run_summary(json.loads(out.read_text()))
     counts = json.loads(report.read_text())
     summary["camera_frames"] = {k: counts[k] for k in ("captured", "delivered", "dropped")}
     return {**summary, "camera": f"V4L2 stand-in, YUYV {size[0]}x{size[1]} at {fps:g} frames/s" if fps
