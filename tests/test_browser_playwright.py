@@ -169,10 +169,15 @@ def test_browser_filters_pages_and_opens_details_in_jupyterlab(lab, library_view
             paged: list[list[int]] = []
             if len(expected) > PAGE_SIZE:
                 for button, label in ((".fer-next", "page 2 of"), (".fer-prev", "page 1 of")):
+                    shown = [t["position"] for t in _thumbs(page)]
                     browser_el.locator(button).click()
+                    # The page label and the thumbnails are redrawn separately: wait for both.
                     page.wait_for_function(
-                        "label => document.querySelector('.fer-browser .fer-page').innerText.startsWith(label)",
-                        arg=label, timeout=30_000)
+                        """([label, shown]) => {
+                             const now = [...document.querySelectorAll('.fer-browser .fer-thumb')].map(e => e.dataset.position);
+                             return document.querySelector('.fer-browser .fer-page').innerText.startsWith(label)
+                                    && now.length > 0 && now.join() !== shown.join(); }""",
+                        arg=[label, shown], timeout=30_000)
                     paged.append([int(t["position"]) for t in _thumbs(page)])
 
             # A person clicks the first face.
