@@ -16,6 +16,7 @@ module                 job
 ``model``              ``create_model``: EfficientNet-B3 (any timm model) for 1-channel faces
 ``checkpoint``         self-describing checkpoints: atomic save, load, rebuild the model
 ``train``              the training engine; ``python -m fer_utils.train``
+``monitor``            CPU taken by other processes and peak memory, per training epoch
 ``evaluate``           predictions with TTA, metrics; ``python -m fer_utils.evaluate``
 ``plots``              figures used by the notebooks
 ``gradcam``            Grad-CAM heat maps over 48x48 faces

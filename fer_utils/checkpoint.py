@@ -41,7 +41,7 @@ SHIPPED_SHA256: str | None = "0b695e5bbc60ef486e058adbaa99e152ed0a6206b02cd7a12e
 
 REQUIRED_KEYS = ("format", "model_config", "state_dict", "class_names", "preprocess")
 
-TRAINING_STATE_KEYS = ("optimizer", "scheduler", "scaler", "rng")
+TRAINING_STATE_KEYS = ("optimizer", "scheduler", "scaler", "rng", "ema_state_dict")
 """Fields that only resuming needs; :func:`export_model` drops them."""
 
 

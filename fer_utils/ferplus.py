@@ -133,6 +133,29 @@ def ferplus_majority(votes_df: pd.DataFrame) -> np.ndarray:
     return labels
 
 
+def vote_shares(votes_df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's FER+ votes as a distribution over the seven FER2013 classes.
+
+    Contempt and unknown votes are dropped and the seven emotions renormalised.
+
+    Args:
+        votes_df: Has the ten ``FERPLUS_COLUMNS`` (as from :func:`read_ferplus` or :func:`align_votes`).
+
+    Returns:
+        ``(shares, usable)``: (N, 7) float32 rows summing to 1 in FER2013 class order
+        (0 where not usable), and (N,) bool, False where no vote went to one of the seven
+        emotions or where "not a face" has at least as many votes as any emotion.
+    """
+    emotions = [c for c in FERPLUS_COLUMNS if FERPLUS_TO_FER[c] is not None]
+    counts = np.zeros((len(votes_df), len(CLASS_NAMES)), dtype=np.float32)
+    for col in emotions:
+        counts[:, FERPLUS_TO_FER[col]] = votes_df[col].to_numpy(dtype=np.float32)
+    total, top = counts.sum(1), counts.max(1)
+    usable = (total > 0) & (votes_df["NF"].to_numpy() < top)
+    shares = np.divide(counts, total[:, None], out=np.zeros_like(counts), where=usable[:, None])
+    return shares, usable
+
+
 def align_votes(votes_df: pd.DataFrame, data: FERData) -> pd.DataFrame:
     """The votes of ``data``'s rows (also after :meth:`FERData.split`), checked against its splits.
 

@@ -10,6 +10,8 @@ response as feeding three equal channels, so nothing learned is lost.
 its input 32-fold, leaving a 2x2 feature map at 48 px. A stride-1 stem halves
 the reduction (a 3x3 map at 48 px, like a 96 px input) at about four times the
 compute; raising ``img_size`` instead does the same by resizing the face.
+``output_stride=16`` gets the same 3x3 map by dilating the last stage's
+convolutions instead of striding them, keeping the stem as it is.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class ModelConfig:
         drop_rate: Dropout before the classifier.
         drop_path_rate: Stochastic-depth rate of the deepest block.
         stem_stride: Stride of the first convolution (the architecture's default is 2).
+        output_stride: Total reduction of the input (32 is the architecture's own; 16 or 8
+            dilate the last stages instead of striding them, for a larger final map).
         zero_init_last: When training from random initialisation, start the last
             normalisation layer of every residual block at zero, so each block begins
             as the identity and the deep network starts out as a shallow one.
@@ -49,6 +53,7 @@ class ModelConfig:
     drop_rate: float = 0.3
     drop_path_rate: float = 0.2
     stem_stride: int = 2
+    output_stride: int = 32
     zero_init_last: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,6 +102,8 @@ def create_model(
         drop_rate=cfg.drop_rate,
         drop_path_rate=cfg.drop_path_rate,
     )
+    if cfg.output_stride != 32:  # not every timm architecture takes the argument
+        kwargs["output_stride"] = cfg.output_stride
     init = "random"
     if weights_path:
         path = Path(weights_path)

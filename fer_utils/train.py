@@ -6,15 +6,25 @@ What a run writes to ``out_dir``:
   (including any warning that pretrained weights were unavailable), the data
   checksum and library versions;
 - ``summary.csv``: one row per epoch (learning rate, train loss/accuracy,
-  validation loss/accuracy/macro-F1, seconds, images/s);
+  validation loss/accuracy/macro-F1 of the raw weights and of their moving
+  average, seconds, images/s, the share of the machine's CPU time other
+  processes took, and the process's peak resident memory);
 - ``last.pt`` after every epoch and ``best.pt`` whenever the named validation
   metric improves (``eval_metric``, higher is better unless ``eval_decreasing``).
+  With ``ema_decay`` set, the raw weights and their exponential moving average
+  (timm's ``ModelEmaV3``) are both scored every epoch; ``best.pt`` holds
+  whichever scored better and says which in ``best.weights``.
 
 Checkpoints are written atomically. Re-running with the same ``out_dir``
 resumes from ``last.pt``, so an interruption costs at most the epoch in
 progress, and raising ``epochs`` continues a finished run. Each epoch's
 shuffling, augmentation and dropout are seeded from ``(seed, epoch)``, so on
 CPU a seed gives the same run, interrupted or not.
+
+A run whose ``last.pt`` is gone (a new machine) can carry on from an exported
+checkpoint of the same recipe with ``continue_from``: its weights, at the
+schedule position it records, with fresh optimiser moments and a short
+re-warm-up of the learning rate.
 
 Under ``torchrun --nproc_per_node=N`` the engine uses DistributedDataParallel
 (gloo on CPU, NCCL on GPU); each rank trains on its own shard of every epoch's
@@ -44,6 +54,7 @@ from torch import nn
 
 from . import CLASS_NAMES, NUM_CLASSES, __version__, paths
 from .checkpoint import FORMAT, float_state_dict, load_checkpoint, save_checkpoint
+from .monitor import ResourceMonitor, warn_if_contended
 from .files import atomic_write_json, atomic_write_text
 from .model import ModelConfig, channels_last, create_model, pretrained_stats
 from .transforms import AugmentConfig, GrayAugment, Preprocess, pixel_stats
@@ -68,12 +79,15 @@ class TrainConfig:
     img_size: int = 48  # model input side; faces are resized to it
     crop_size: int = 44  # random crop during training, centre crop at test time (48 = none)
     stem_stride: int = 2  # 1 keeps more resolution for small faces, at ~4x compute
+    output_stride: int = 32  # 16 dilates the last stage instead of striding it: a 3x3 final map at 48 px
     zero_init_last: bool = False  # from scratch: residual blocks start as the identity (zero last-BN scale)
     drop_rate: float = 0.3  # dropout before the classifier
     drop_path_rate: float = 0.1  # stochastic depth
     pretrained: bool = False  # try ImageNet weights from the hub (falls back to random, loudly)
     weights_path: str = ""  # local pretrained weights file, used instead of the hub
     init_checkpoint: str = ""  # start from this checkpoint's weights and normalisation (same network and input), new schedule
+    continue_from: str = ""  # without out_dir/last.pt: carry on from this same-recipe checkpoint at the epoch it records
+    rewarm_epochs: float = 0.3  # continue_from: linear re-warm-up of the learning rate (fresh optimiser moments)
     # optimisation
     epochs: int = 30
     batch_size: int = 64
@@ -85,6 +99,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0  # linear warm-up from ~0, may be fractional
     grad_clip: float = 5.0  # max gradient norm (0 = off); guards the first steps from scratch
     label_smoothing: float = 0.1
+    ferplus: str = ""  # FER+ votes file (fer2013new.csv): mix its vote shares into the Training targets
+    ferplus_weight: float = 0.5  # target = (1 - w) * FER2013 label + w * FER+ vote shares
+    ema_decay: float = 0.999  # moving average of the weights, scored next to them (0 = off)
     mixup_alpha: float = 0.0  # 0 = off
     cutmix_alpha: float = 0.0  # 0 = off
     mix_prob: float = 0.5  # share of batches that get mixup/cutmix when enabled
@@ -112,6 +129,7 @@ class TrainConfig:
             drop_rate=self.drop_rate,
             drop_path_rate=self.drop_path_rate,
             stem_stride=self.stem_stride,
+            output_stride=self.output_stride,
             zero_init_last=self.zero_init_last,
         )
 
@@ -139,9 +157,18 @@ SUMMARY_FIELDS = (
     "val_loss",
     "val_accuracy",
     "val_macro_f1",
+    "ema_val_loss",
+    "ema_val_accuracy",
+    "ema_val_macro_f1",
     "epoch_seconds",
     "images_per_s",
+    "other_cpu_share",
+    "peak_rss_mb",
 )
+
+RUN_FIELDS = frozenset({"data", "out_dir", "device", "num_threads", "resume", "progress", "continue_from", "rewarm_epochs"})
+"""TrainConfig fields that say where and how a run executes, not what it learns: ``continue_from``
+accepts a checkpoint whose recorded recipe differs from this run's only in these."""
 
 
 # ---------------------------------------------------------------- distributed
@@ -210,12 +237,21 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {cfg.optimizer!r}")
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) -> float:
-    """Multiplier of the peak learning rate: linear warm-up, then cosine decay to ``min_ratio``."""
+def lr_factor(
+    step: int, total_steps: int, warmup_steps: int, min_ratio: float, rewarm_from: int | None = None, rewarm_steps: int = 0
+) -> float:
+    """Multiplier of the peak learning rate: linear warm-up, then cosine decay to ``min_ratio``.
+
+    A run continued at step ``rewarm_from`` with fresh optimiser moments ramps linearly back up
+    to the schedule over ``rewarm_steps``.
+    """
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    factor = min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    if rewarm_from is not None and rewarm_from <= step < rewarm_from + rewarm_steps:
+        factor *= (step - rewarm_from + 1) / rewarm_steps
+    return factor
 
 
 def soft_targets(labels: torch.Tensor, smoothing: float) -> torch.Tensor:
@@ -246,17 +282,60 @@ def mix_batch(
     return x, t * lam + t[perm] * (1 - lam)
 
 
+def ferplus_targets(labels: np.ndarray, votes_df: Any, weight: float, smoothing: float) -> torch.Tensor:
+    """Training targets that mix each face's FER2013 label with its FER+ vote shares.
+
+    Faces whose votes are not usable (no emotion votes, or "not a face" voted at least as
+    often as any emotion; see :func:`fer_utils.ferplus.vote_shares`) keep their FER2013 label.
+
+    Args:
+        labels: (N,) FER2013 labels.
+        votes_df: The same faces' FER+ votes, row-aligned (:func:`fer_utils.ferplus.align_votes`).
+        weight: Share of the target given to the votes, in [0, 1].
+        smoothing: Label smoothing of the FER2013 part.
+
+    Returns:
+        (N, NUM_CLASSES) float32 targets, rows summing to 1.
+    """
+    from .ferplus import vote_shares
+
+    shares, usable = vote_shares(votes_df)
+    t = soft_targets(torch.from_numpy(labels.astype(np.int64)), smoothing)
+    mask = torch.from_numpy(usable)
+    t[mask] = (1 - weight) * t[mask] + weight * torch.from_numpy(shares[usable])
+    return t
+
+
 def make_batch(
-    images: torch.Tensor, labels: torch.Tensor, augment: GrayAugment, cfg: TrainConfig, gen: torch.Generator
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    augment: GrayAugment,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    targets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Augment uint8 faces (B, 48, 48) and build soft targets, with mixup/cutmix when enabled.
+
+    Args:
+        targets: (B, NUM_CLASSES) targets to use instead of the smoothed one-hot labels
+            (e.g. from :func:`ferplus_targets`).
 
     Returns:
         ``(x, targets, labels)``: float32 input (B, 1, S, S), targets (B, NUM_CLASSES), int64 labels (B,).
     """
     x = augment(images, gen)
-    x, t = mix_batch(x, soft_targets(labels, cfg.label_smoothing), cfg, gen)
+    x, t = mix_batch(x, soft_targets(labels, cfg.label_smoothing) if targets is None else targets, cfg, gen)
     return x, t, labels
+
+
+def make_ema(model: nn.Module, decay: float) -> nn.Module:
+    """timm's moving average of ``model``'s weights and buffers, its decay warming up with the step count.
+
+    ``ema.update(model, step=global_step)`` after each optimiser step; the average is ``ema.module``.
+    """
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=decay, use_warmup=True, warmup_power=3 / 4)
 
 
 def weighted_soft_ce(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -267,16 +346,16 @@ def weighted_soft_ce(logits: torch.Tensor, targets: torch.Tensor, weights: torch
     return -(targets * logp).sum(1).mean()
 
 
-def _subset(images: np.ndarray, labels: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if limit and limit < len(labels):
-        idx = np.sort(np.random.default_rng(seed).choice(len(labels), limit, replace=False))
-        return images[idx], labels[idx]
-    return images, labels
+def _subset(n: int, limit: int, seed: int) -> np.ndarray:
+    """Positions of at most ``limit`` of ``n`` items (all when ``limit`` is 0), in order."""
+    if limit and limit < n:
+        return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+    return np.arange(n)
 
 
 def _write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buf.getvalue())
@@ -338,6 +417,35 @@ def _init_from_checkpoint(
     return init, (float(ck["preprocess"]["mean"]), float(ck["preprocess"]["std"]))
 
 
+def _continue_from(model: nn.Module, path: Path, cfg: TrainConfig, mcfg: ModelConfig, data_md5: str) -> dict[str, Any]:
+    """Load a checkpoint of this same recipe to carry its run on at the epoch it records.
+
+    Returns:
+        ``{"path", "epoch", "normalisation"}`` for the new run's records and preprocessing.
+
+    Raises:
+        ValueError: naming the checkpoint field that differs from this run (data, network or
+            any training setting outside :data:`RUN_FIELDS`).
+    """
+    ck = load_checkpoint(path)
+    if ck.get("data", {}).get("content_md5") != data_md5:
+        raise ValueError(f"{path}: field 'data.content_md5' is {ck.get('data', {}).get('content_md5')!r}, "
+                         f"this run's data has {data_md5!r}")
+    if ModelConfig.from_dict(ck["model_config"]) != mcfg:
+        raise ValueError(f"{path}: field 'model_config' is {ck['model_config']}, this run's is {mcfg.to_dict()}")
+    theirs, ours = ck.get("train_config", {}), asdict(cfg)
+    for key in sorted(set(ours) - RUN_FIELDS):
+        if theirs.get(key, ours[key]) != ours[key]:
+            raise ValueError(f"{path}: field 'train_config.{key}' is {theirs.get(key)!r}, this run's is {ours[key]!r}: "
+                             "continue_from carries on the same recipe only")
+    epoch = int(ck.get("epoch", 0))
+    if not 0 < epoch < cfg.epochs:
+        raise ValueError(f"{path}: field 'epoch' is {epoch}: nothing left to continue in a run of {cfg.epochs} epochs")
+    model.load_state_dict(float_state_dict(ck))
+    return {"path": str(path), "epoch": epoch,
+            "normalisation": (float(ck["preprocess"]["mean"]), float(ck["preprocess"]["std"]))}
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) a run; returns a summary with the best epoch and metric.
 
@@ -351,13 +459,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
-    """Like :func:`train`, but also returns this rank's model after the last epoch.
+    """Like :func:`train`, but also returns this rank's model after the last epoch (the raw weights).
 
     Raises:
         fer_utils.data.FERDataError: bad data or a missing split.
         ValueError: a resumed run whose data, architecture or ``init_checkpoint`` differ from ``cfg``; an
-            ``init_checkpoint`` that does not describe this run's network and input.
-        fer_utils.checkpoint.CheckpointError: a missing or unreadable ``init_checkpoint``.
+            ``init_checkpoint`` that does not describe this run's network and input; a ``continue_from``
+            checkpoint of another recipe.
+        fer_utils.checkpoint.CheckpointError: a missing or unreadable ``init_checkpoint`` or ``continue_from``.
     """
     from tqdm.auto import tqdm
 
@@ -373,8 +482,15 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
 
     data = load_dataset(cfg.data or None)
     tr, va = data.split(cfg.train_split), data.split(cfg.val_split)
-    x_tr, y_tr = _subset(tr.images, tr.labels, cfg.limit_train, cfg.seed)
-    x_va, y_va = _subset(va.images, va.labels, cfg.limit_val, cfg.seed + 1)
+    i_tr, i_va = _subset(len(tr), cfg.limit_train, cfg.seed), _subset(len(va), cfg.limit_val, cfg.seed + 1)
+    x_tr, y_tr = tr.images[i_tr], tr.labels[i_tr]
+    x_va, y_va = va.images[i_va], va.labels[i_va]
+    targets_tr = None
+    if cfg.ferplus:
+        from .ferplus import align_votes, read_ferplus
+
+        votes = align_votes(read_ferplus(cfg.ferplus, n_rows=len(data)), tr).iloc[i_tr]
+        targets_tr = ferplus_targets(y_tr, votes, cfg.ferplus_weight, cfg.label_smoothing)
     data_info = {
         "source": data.source.name,
         "content_md5": data.content_md5,
@@ -390,6 +506,8 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
     resume = load_checkpoint(last_path) if cfg.resume and last_path.is_file() else None
     if cfg.init_checkpoint and (cfg.pretrained or cfg.weights_path):
         raise ValueError("init_checkpoint sets the starting weights: leave pretrained and weights_path unset")
+    if cfg.init_checkpoint and cfg.continue_from:
+        raise ValueError("continue_from carries on a run of this recipe, init_checkpoint starts a new one: give one")
     if cfg.init_checkpoint and paths.resolve(cfg.init_checkpoint).resolve().parent == out.resolve():
         raise ValueError(f"{cfg.init_checkpoint}: init_checkpoint is in this run's out_dir; give the new run its own")
     started_from = resume.get("train_config", {}).get("init_checkpoint", "") if resume is not None else ""
@@ -401,53 +519,76 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
     mcfg = cfg.model_config()
     model, init = create_model(mcfg, pretrained=cfg.pretrained, weights_path=paths.resolve(cfg.weights_path) if cfg.weights_path else None)
     stats = pretrained_stats(model) if init.startswith(("imagenet", "file")) else None
+    continued: dict[str, Any] | None = None  # where a continue_from run picked up its recipe's schedule
     if resume is not None:  # the normalisation the run was trained with
         stats = (float(resume["preprocess"]["mean"]), float(resume["preprocess"]["std"]))
+        continued = resume.get("continued")
     elif cfg.init_checkpoint:
         init, stats = _init_from_checkpoint(model, paths.resolve(cfg.init_checkpoint), cfg, mcfg)
+    elif cfg.continue_from:
+        c = _continue_from(model, paths.resolve(cfg.continue_from), cfg, mcfg, data.content_md5)
+        stats = c.pop("normalisation")
+        continued = c
+        init = f"continued: {cfg.continue_from} (epoch {c['epoch']} of this recipe)"
     mean, std = stats if stats else pixel_stats(x_tr)
     pre = Preprocess(img_size=cfg.img_size, crop_size=cfg.crop_size, mean=mean, std=std)
     augment = GrayAugment(pre, cfg.augment_config())
     weights = torch.tensor(load_class_weights(paths.resolve(cfg.class_weights)), dtype=torch.float32) if cfg.class_weights else None
 
     model = channels_last(model.to(device))
+    ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     opt = _make_optimizer(model, cfg)
     per_rank = len(y_tr) // dist.world
     drop_last = per_rank >= 2 * cfg.batch_size
     steps_per_epoch = per_rank // cfg.batch_size if drop_last else math.ceil(per_rank / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     warmup_steps = int(cfg.warmup_epochs * steps_per_epoch)
+    if continued is not None:
+        continued["step"] = continued["epoch"] * steps_per_epoch
+    rewarm_from, rewarm_steps = (continued["step"], int(cfg.rewarm_epochs * steps_per_epoch)) if continued else (None, 0)
+    first_step = continued["step"] if continued is not None and resume is None else 0
+    for group in opt.param_groups:  # LambdaLR starting past step 0 reads the peak from here
+        group.setdefault("initial_lr", group["lr"])
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, total_steps, warmup_steps, cfg.min_lr_ratio)
+        opt, lambda s: lr_factor(s, total_steps, warmup_steps, cfg.min_lr_ratio, rewarm_from, rewarm_steps),
+        last_epoch=first_step - 1,
     )
     use_amp = device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
-    start_epoch, best_value, best_epoch = 0, None, None
+    start_epoch, best_value, best_epoch, best_weights = 0, None, None, None
     rows: list[dict[str, Any]] = []
     if resume is not None:
         ck = resume
         if ck["data"].get("content_md5") != data.content_md5:
             raise ValueError(f"{last_path}: was trained on different data (field 'data.content_md5'); use a new out_dir")
-        if ck["model_config"] != mcfg.to_dict():
+        if ModelConfig.from_dict(ck["model_config"]) != mcfg:
             raise ValueError(f"{last_path}: model_config differs from this run's; use a new out_dir")
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         if "scaler" in ck:
             scaler.load_state_dict(ck["scaler"])
+        if ema is not None and "ema_state_dict" in ck:
+            ema.module.load_state_dict(ck["ema_state_dict"])
+        elif ema is not None:  # a run from before weight averaging: the average starts here
+            ema = make_ema(model, cfg.ema_decay)
         start_epoch = int(ck["epoch"])
         best_value, best_epoch = ck["best"]["value"], ck["best"]["epoch"]
+        best_weights = ck["best"].get("weights", "raw")
         init = ck.get("init", init)
         rows = _read_summary(summary_path)[:start_epoch]
         logger.info("resumed %s at epoch %d (best %s=%s at epoch %s)", last_path, start_epoch, cfg.eval_metric, best_value, best_epoch)
+    elif continued is not None:
+        start_epoch = continued["epoch"]
+        logger.info("continuing %s at epoch %d of %d with fresh optimiser moments", cfg.continue_from, start_epoch, cfg.epochs)
 
     if dist.main:
         atomic_write_json(
             out / "config.json",
             {"train_config": asdict(cfg), "model_config": mcfg.to_dict(), "preprocess": pre.to_dict(), "init": init,
-             "data": data_info, "versions": _versions(), "world_size": dist.world},
+             "continued": continued, "data": data_info, "versions": _versions(), "world_size": dist.world},
         )
     net: nn.Module = model
     if dist.world > 1:
@@ -455,6 +596,7 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
 
     x_tr_t, y_tr_t = torch.from_numpy(np.ascontiguousarray(x_tr)), torch.from_numpy(y_tr.astype(np.int64))
     base = cfg.seed * 1_000_003
+    monitor = ResourceMonitor()
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         net.train()
@@ -467,7 +609,7 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
                    mininterval=2.0, leave=False)
         for step in bar:
             idx = shard[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x, t, y = make_batch(x_tr_t[idx], y_tr_t[idx], augment, cfg, gen)
+            x, t, y = make_batch(x_tr_t[idx], y_tr_t[idx], augment, cfg, gen, None if targets_tr is None else targets_tr[idx])
             x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             t, y = t.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -483,6 +625,8 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
             scaler.step(opt)
             scaler.update()
             sched.step()
+            if ema is not None:
+                ema.update(model, step=sched.last_epoch)
             loss_sum += loss.item() * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
@@ -495,11 +639,19 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
         if not dist.main:
             _barrier(dist)
             continue
-        val = _validate(model, x_va, y_va, pre, device, max(256, cfg.batch_size))
-        value = val[cfg.eval_metric]
+        batch = max(256, cfg.batch_size)
+        scored = {"raw": _validate(model, x_va, y_va, pre, device, batch)}
+        if ema is not None:
+            scored["ema"] = _validate(ema.module, x_va, y_va, pre, device, batch)
+        better = min if cfg.eval_decreasing else max
+        chosen = better(scored, key=lambda k: scored[k][cfg.eval_metric])  # raw on a tie
+        value = scored[chosen][cfg.eval_metric]
         improved = best_value is None or (value < best_value if cfg.eval_decreasing else value > best_value)
         if improved:
-            best_value, best_epoch = value, epoch + 1
+            best_value, best_epoch, best_weights = value, epoch + 1, chosen
+        usage = monitor.lap()
+        warn_if_contended(usage)
+        val, ema_val = scored["raw"], scored.get("ema")
         row = {
             "epoch": epoch + 1,
             "lr": f"{sched.get_last_lr()[0]:.6g}",
@@ -508,8 +660,11 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
             "val_loss": f"{val['loss']:.5f}",
             "val_accuracy": f"{val['accuracy']:.5f}",
             "val_macro_f1": f"{val['macro_f1']:.5f}",
+            **({f"ema_val_{k}": f"{ema_val[k]:.5f}" for k in ("loss", "accuracy", "macro_f1")} if ema_val else {}),
             "epoch_seconds": f"{time.perf_counter() - t0:.1f}",
             "images_per_s": f"{seen * dist.world / train_seconds:.1f}",
+            "other_cpu_share": "" if usage.other_cpu_share is None else f"{usage.other_cpu_share:.3f}",
+            "peak_rss_mb": "" if usage.peak_rss_mb is None else f"{usage.peak_rss_mb:.0f}",
         }
         rows.append(row)
         ckpt = {
@@ -521,20 +676,30 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
             "tta": cfg.tta,
             "train_config": asdict(cfg),
             "init": init,
+            "continued": continued,
             "data": data_info,
             "epoch": epoch + 1,
-            "metrics": {f"val_{k}": v for k, v in val.items()},
-            "best": {"metric": f"val_{cfg.eval_metric}", "decreasing": cfg.eval_decreasing, "value": best_value, "epoch": best_epoch},
+            "weights": "raw",
+            "metrics": {f"{'' if k == 'raw' else 'ema_'}val_{m}": v for k, r in scored.items() for m, v in r.items()},
+            "best": {"metric": f"val_{cfg.eval_metric}", "decreasing": cfg.eval_decreasing, "value": best_value,
+                     "epoch": best_epoch, "weights": best_weights},
             "versions": _versions(),
         }
         if improved:
-            save_checkpoint(best_path, ckpt)
-        save_checkpoint(last_path, {**ckpt, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict()})
+            best_state = model.state_dict() if chosen == "raw" else ema.module.state_dict()  # type: ignore[union-attr]
+            save_checkpoint(best_path, {**ckpt, "state_dict": best_state, "weights": chosen,
+                                        "metrics": {**ckpt["metrics"], **{f"val_{m}": v for m, v in scored[chosen].items()}},
+                                        "raw_metrics": {f"val_{m}": v for m, v in val.items()}})
+        training_state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict()}
+        if ema is not None:
+            training_state["ema_state_dict"] = ema.module.state_dict()
+        save_checkpoint(last_path, {**ckpt, **training_state})
         _write_summary(summary_path, rows)
         logger.info(
-            "epoch %d/%d  train_loss %s  val_acc %.4f  val_f1 %.4f  %.0f img/s%s",
-            epoch + 1, cfg.epochs, row["train_loss"], val["accuracy"], val["macro_f1"], float(row["images_per_s"]),
-            "  (best)" if improved else "",
+            "epoch %d/%d  train_loss %s  val_acc %.4f%s  val_f1 %.4f  %.0f img/s  peak %s MB%s",
+            epoch + 1, cfg.epochs, row["train_loss"], val["accuracy"],
+            f"  ema_val_acc {ema_val['accuracy']:.4f}" if ema_val else "", scored[chosen]["macro_f1"],
+            float(row["images_per_s"]), row["peak_rss_mb"] or "?", f"  (best: {chosen} weights)" if improved else "",
         )
         _barrier(dist)
 
@@ -544,6 +709,7 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
         "best_metric": f"val_{cfg.eval_metric}",
         "best_value": best_value,
         "best_epoch": best_epoch,
+        "best_weights": best_weights,
         "best_checkpoint": str(best_path),
         "last_checkpoint": str(last_path),
         "init": init,

@@ -11,7 +11,7 @@ import pytest
 from fer_utils import CLASS_NAMES
 from fer_utils.data import FERDataError, read_fer2013
 from fer_utils.ferplus import (FERPLUS_COLUMNS, FERPLUS_TO_FER, align_votes, ferplus_majority,
-                               read_ferplus)
+                               read_ferplus, vote_shares)
 
 HEADER = "Usage,Image name," + ",".join(FERPLUS_COLUMNS)
 #          neutral happy surprise sad anger disgust fear contempt unknown NF
@@ -107,3 +107,16 @@ def test_align_votes_follows_a_split_by_row_position(tmp_path: Path, votes_csv: 
     fer = read_fer2013(fer_csv, use_cache=False)
     public = align_votes(read_ferplus(votes_csv, n_rows=len(fer)), fer.split("PublicTest"))
     assert public["Image name"].tolist() == ["fer0000003.png", "fer0000004.png"]
+
+
+def test_vote_shares_renormalise_the_seven_emotions_and_leave_out_non_faces() -> None:
+    df = pd.DataFrame([v for _, _, v in VOTES], columns=list(FERPLUS_COLUMNS))
+    shares, usable = vote_shares(df)
+    assert usable.tolist() == [True, True, False, True, True, True]
+    assert np.allclose(shares[usable].sum(1), 1.0)
+    neutral, sad, angry, disgust = (CLASS_NAMES.index(n) for n in ("Neutral", "Sad", "Angry", "Disgust"))
+    assert shares[0, neutral] == pytest.approx(0.4) and shares[0, sad] == pytest.approx(0.1)
+    assert shares[0, angry] == pytest.approx(0.3) and shares[0, disgust] == pytest.approx(0.2)
+    assert shares[1, CLASS_NAMES.index("Happy")] == pytest.approx(1.0)  # the unknown vote is dropped
+    assert shares[4, neutral] == pytest.approx(1.0)  # contempt and unknown dropped, one neutral vote left
+    assert not shares[2].any()  # all ten votes say "not a face"

@@ -102,3 +102,12 @@ def test_zero_init_last_is_off_by_default():
     model, _ = create_model(ModelConfig(arch="efficientnet_b0"))
     scales = [m.bn3.weight for m in model.modules() if getattr(m, "has_skip", False) and hasattr(m, "bn3")]
     assert scales and all(bool((w != 0).all()) for w in scales)
+
+
+def test_output_stride_16_ends_on_a_3x3_map_with_the_same_weights():
+    wide, _ = create_model(ModelConfig(output_stride=16))
+    plain, _ = create_model(ModelConfig())
+    x = torch.randn(1, 1, 44, 44)
+    assert wide.forward_features(x).shape[-2:] == (3, 3)
+    assert plain.forward_features(x).shape[-2:] == (2, 2)
+    assert {k: v.shape for k, v in wide.state_dict().items()} == {k: v.shape for k, v in plain.state_dict().items()}

@@ -10,7 +10,7 @@ import torch
 
 import fer_utils.train as train_mod
 from fer_utils.checkpoint import export_model, load_checkpoint, load_model, save_checkpoint
-from fer_utils.train import TrainConfig, fit, lr_factor, mix_batch, soft_targets, train
+from fer_utils.train import TrainConfig, ferplus_targets, fit, lr_factor, make_batch, mix_batch, soft_targets, train
 
 
 def config(data, out, **kw):
@@ -96,6 +96,8 @@ def test_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(finished_run
     resumed, result = fit(config(tiny_csv, tmp_path))
     assert same_weights(model.state_dict(), resumed.state_dict())
     assert len(list(csv.DictReader(open(tmp_path / "summary.csv")))) == 2
+    uninterrupted = load_checkpoint(finished_run[0] / "last.pt")["ema_state_dict"]
+    assert same_weights(uninterrupted, load_checkpoint(tmp_path / "last.pt")["ema_state_dict"])
 
 
 def test_raising_epochs_continues_a_finished_run(finished_run, tiny_csv, tmp_path):
@@ -231,3 +233,183 @@ def test_a_run_is_not_resumed_with_another_init_checkpoint(finished_run, source_
         fit(config(tiny_csv, tmp_path / "copy", epochs=3, init_checkpoint=str(path)))
     with pytest.raises(ValueError, match="in this run's out_dir"):
         fit(config(tiny_csv, tmp_path / "copy", resume=False, init_checkpoint=str(tmp_path / "copy" / "best.pt")))
+
+
+def validation_accuracy(ckpt_path, tiny_csv, limit_val=28, seed=0):
+    """Accuracy of a checkpoint's weights on the validation faces a run with ``config()`` scores."""
+    from fer_utils.data import load_dataset
+
+    va = load_dataset(tiny_csv).split("PublicTest")
+    idx = train_mod._subset(len(va), limit_val, seed + 1)
+    model, meta = load_model(ckpt_path)
+    return train_mod._validate(model, va.images[idx], va.labels[idx], meta["preprocess"], torch.device("cpu"), 256)["accuracy"]
+
+
+def test_weight_average_differs_from_the_raw_weights_and_is_kept_for_resuming(finished_run):
+    out, _, _ = finished_run
+    last = load_checkpoint(out / "last.pt")
+    assert set(last["ema_state_dict"]) == set(last["state_dict"])
+    assert not same_weights(learned_weights(last["ema_state_dict"]), learned_weights(last["state_dict"]))
+
+
+def test_summary_scores_raw_and_averaged_weights_and_records_cpu_share_and_memory(finished_run):
+    out, _, _ = finished_run
+    for row in csv.DictReader(open(out / "summary.csv")):
+        assert 0.0 <= float(row["val_accuracy"]) <= 1.0 and 0.0 <= float(row["ema_val_accuracy"]) <= 1.0
+        assert float(row["ema_val_loss"]) > 0
+        assert 0.0 <= float(row["other_cpu_share"]) <= 1.0
+        assert float(row["peak_rss_mb"]) > 100  # torch alone is larger than that
+
+
+def test_best_checkpoint_holds_the_better_of_raw_and_averaged_weights(finished_run, tiny_csv):
+    out, _, _ = finished_run
+    best = load_checkpoint(out / "best.pt")
+    row = list(csv.DictReader(open(out / "summary.csv")))[best["epoch"] - 1]
+    raw, ema = float(row["val_accuracy"]), float(row["ema_val_accuracy"])
+    assert best["weights"] == best["best"]["weights"] == ("ema" if ema > raw else "raw")
+    assert best["metrics"]["val_accuracy"] == pytest.approx(max(raw, ema), abs=1e-5)
+    assert validation_accuracy(out / "best.pt", tiny_csv) == pytest.approx(max(raw, ema), abs=1e-5)
+
+
+def test_averaged_weights_are_saved_as_best_when_they_score_higher(tiny_csv, tmp_path, monkeypatch):
+    real, calls = train_mod._validate, []
+
+    def ema_scores_higher(model, *args):
+        calls.append(model)
+        m = real(model, *args)
+        return {**m, "accuracy": 0.9 if len(calls) % 2 == 0 else 0.1}  # raw is scored first, then the average
+
+    monkeypatch.setattr(train_mod, "_validate", ema_scores_higher)
+    result = train(config(tiny_csv, tmp_path, epochs=1))
+    best, last = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "last.pt")
+    assert result["best_weights"] == best["weights"] == "ema" and last["weights"] == "raw"
+    assert same_weights(best["state_dict"], last["ema_state_dict"])
+    assert best["raw_metrics"]["val_accuracy"] == pytest.approx(0.1) and best["metrics"]["val_accuracy"] == 0.9
+
+
+def test_without_averaging_there_is_no_averaged_score(tiny_csv, tmp_path):
+    train(config(tiny_csv, tmp_path, epochs=1, ema_decay=0.0))
+    row = next(csv.DictReader(open(tmp_path / "summary.csv")))
+    assert row["ema_val_accuracy"] == "" and "ema_state_dict" not in load_checkpoint(tmp_path / "last.pt")
+
+
+def test_lr_rewarms_linearly_where_a_run_is_continued():
+    plain = [lr_factor(s, 100, 10, 0.01) for s in range(100)]
+    rewarm = [lr_factor(s, 100, 10, 0.01, rewarm_from=40, rewarm_steps=5) for s in range(100)]
+    assert rewarm[:40] == plain[:40] and rewarm[45:] == plain[45:]
+    assert [r / p for r, p in zip(rewarm[40:45], plain[40:45])] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tiny_csv, tmp_path_factory):
+    """A 3-epoch run stopped after its first epoch, and its float16 export (what a new machine has)."""
+    out = tmp_path_factory.mktemp("stopped")
+    fit(config(tiny_csv, out, epochs=1))
+    ck = load_checkpoint(out / "last.pt")
+    ck["train_config"]["epochs"] = 3  # the same recipe, one epoch into a three-epoch schedule
+    save_checkpoint(out / "last.pt", ck)
+    export_model(out / "last.pt", out / "export.pt", half=True)
+    return out / "export.pt"
+
+
+def test_continue_from_carries_the_recipe_on_at_the_recorded_epoch(stopped_run, tiny_csv, tmp_path):
+    steps_per_epoch = (12 * 7) // 16
+    _, result = fit(config(tiny_csv, tmp_path, epochs=3, continue_from=str(stopped_run)))
+    rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
+    assert [int(r["epoch"]) for r in rows] == [2, 3]
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["continued"] == {"path": str(stopped_run), "epoch": 1, "step": steps_per_epoch}
+    assert last["scheduler"]["last_epoch"] == 3 * steps_per_epoch  # the schedule's position, not a new schedule
+    assert {int(v["step"]) for v in last["optimizer"]["state"].values()} == {2 * steps_per_epoch}  # fresh moments
+    assert result["init"] == f"continued: {stopped_run} (epoch 1 of this recipe)"
+
+
+def test_continued_run_resumes_exactly_after_an_interruption(stopped_run, tiny_csv, tmp_path, monkeypatch):
+    whole, _ = fit(config(tiny_csv, tmp_path / "whole", epochs=3, continue_from=str(stopped_run)))
+    real_loss, calls = train_mod.weighted_soft_ce, []
+
+    def interrupt_in_third_epoch(*args):
+        calls.append(1)
+        if len(calls) == (12 * 7) // 16 + 2:
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    monkeypatch.setattr(train_mod, "weighted_soft_ce", interrupt_in_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(config(tiny_csv, tmp_path / "split", epochs=3, continue_from=str(stopped_run)))
+    monkeypatch.setattr(train_mod, "weighted_soft_ce", real_loss)
+    resumed, _ = fit(config(tiny_csv, tmp_path / "split", epochs=3, continue_from=str(stopped_run)))
+    assert same_weights(whole.state_dict(), resumed.state_dict())
+
+
+def test_continue_from_refuses_another_recipe_or_other_data(stopped_run, tiny_csv, tmp_path):
+    with pytest.raises(ValueError, match=r"export\.pt: field 'train_config\.lr' is 0\.003, this run's is 0\.001"):
+        fit(config(tiny_csv, tmp_path / "a", epochs=3, lr=1e-3, continue_from=str(stopped_run)))
+    finished = load_checkpoint(stopped_run)
+    finished["epoch"] = 3
+    save_checkpoint(tmp_path / "finished.pt", finished)
+    with pytest.raises(ValueError, match=r"field 'epoch' is 3: nothing left to continue in a run of 3 epochs"):
+        fit(config(tiny_csv, tmp_path / "b", epochs=3, continue_from=str(tmp_path / "finished.pt")))
+    from fer_utils.synthetic import make_synthetic_csv
+
+    other = make_synthetic_csv(tmp_path / "other.csv", n_per_class={"Training": 12, "PublicTest": 4}, seed=99)
+    with pytest.raises(ValueError, match=r"field 'data\.content_md5'"):
+        fit(config(other, tmp_path / "c", epochs=3, continue_from=str(stopped_run)))
+
+
+def test_continue_from_is_ignored_when_the_run_has_its_own_last_checkpoint(finished_run, stopped_run, tiny_csv, tmp_path):
+    import shutil
+
+    out, _, _ = finished_run
+    shutil.copytree(out, tmp_path / "copy")
+    fit(config(tiny_csv, tmp_path / "copy", epochs=3, continue_from=str(stopped_run)))
+    last = load_checkpoint(tmp_path / "copy" / "last.pt")
+    assert last["epoch"] == 3 and last["continued"] is None  # resumed from its own epoch 2
+
+
+def ferplus_votes_all_happy(tiny_csv, path):
+    from fer_utils.data import read_fer2013
+    from fer_utils.ferplus import FERPLUS_COLUMNS
+
+    usage = read_fer2013(tiny_csv).usage
+    happy = ",".join("10" if c == "happiness" else "0" for c in FERPLUS_COLUMNS)
+    path.write_text("Usage,Image name," + ",".join(FERPLUS_COLUMNS) + "\n"
+                    + "".join(f"{u},fer{i:07d}.png,{happy}\n" for i, u in enumerate(usage)))
+    return path
+
+
+def test_ferplus_targets_mix_the_label_with_the_vote_shares():
+    import pandas as pd
+
+    from fer_utils.ferplus import FERPLUS_COLUMNS
+
+    votes = pd.DataFrame([[0, 10, 0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]], columns=list(FERPLUS_COLUMNS))
+    t = ferplus_targets(np.array([0, 0]), votes, weight=0.5, smoothing=0.0)
+    assert t[0].tolist() == pytest.approx([0.5, 0, 0, 0.5, 0, 0, 0])  # half Angry (FER2013), half Happy (FER+)
+    assert t[1].tolist() == pytest.approx([1, 0, 0, 0, 0, 0, 0])  # not a face: the FER2013 label alone
+
+
+def test_training_with_ferplus_uses_vote_targets_and_never_changes_validation_labels(tiny_csv, tmp_path, monkeypatch):
+    votes = ferplus_votes_all_happy(tiny_csv, tmp_path / "fer2013new.csv")
+    seen, real = [], train_mod.weighted_soft_ce
+    monkeypatch.setattr(train_mod, "weighted_soft_ce", lambda lg, t, w: seen.append(t) or real(lg, t, w))
+    validated, real_validate = [], train_mod._validate
+    monkeypatch.setattr(train_mod, "_validate", lambda m, x, y, *a: validated.append(y.copy()) or real_validate(m, x, y, *a))
+    train(config(tiny_csv, tmp_path / "run", epochs=1, ferplus=str(votes), label_smoothing=0.0))
+    happy = torch.cat(seen)[:, 3]
+    assert (happy >= 0.5).all() and (happy < 1).any()
+    from fer_utils.data import load_dataset
+
+    va = load_dataset(tiny_csv).split("PublicTest")
+    assert np.array_equal(validated[0], va.labels[train_mod._subset(len(va), 28, 1)])
+
+
+def test_make_batch_uses_given_targets():
+    from fer_utils.transforms import GrayAugment, Preprocess
+
+    cfg = TrainConfig()
+    augment = GrayAugment(Preprocess(mean=0.5, std=0.25), cfg.augment_config())
+    targets = torch.full((4, 7), 1 / 7)
+    _, t, _ = make_batch(torch.zeros(4, 48, 48, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64), augment, cfg,
+                         torch.Generator().manual_seed(0), targets)
+    assert torch.equal(t, targets)
