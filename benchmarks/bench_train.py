@@ -7,8 +7,8 @@ and their ratio; asserts nothing.
 
     .venv/bin/python benchmarks/bench_train.py [--arch efficientnet_b3] [--batch-size 64] [--steps 10]
 
-Run it under jemalloc as ``make train`` does to see the numbers training gets:
-``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 .venv/bin/python benchmarks/bench_train.py``.
+Run it with the allocator settings ``make train`` uses to see the numbers training gets:
+``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 .venv/bin/python benchmarks/bench_train.py``.
 """
 
 from __future__ import annotations

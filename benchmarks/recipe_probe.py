@@ -5,7 +5,9 @@ random initialisation and trains for ``--minutes`` of wall-clock time with one w
 schedule laid over that time (10% warm-up), so a slower setting gets fewer steps, as it would in
 a run of fixed length. At the end both the raw weights and their moving average are scored on
 every face of the validation split without test-time augmentation. Settings are the training
-command's own flags (``python -m fer_utils.train --help``). Every pass over Training it prints
+command's own flags (``python -m fer_utils.train --help``); class weights, ``limit_*``, ``device``,
+``num_threads`` and starting weights (``pretrained``, ``weights_path``, ``init_checkpoint``) are not
+applied: a probe is an unweighted CPU run from random weights. Every pass over Training it prints
 images/s, the share of CPU time other processes took and the peak resident memory, so the same
 script compares memory allocators (run it under each ``LD_PRELOAD``/``MALLOC_CONF``).
 
@@ -89,7 +91,8 @@ def main() -> None:
         if step % steps_per_pass == 0:
             now, usage = time.perf_counter(), monitor.lap()
             print(f"{args.name} pass {step // steps_per_pass}: {steps_per_pass * cfg.batch_size / (now - t_pass):.1f} images/s, "
-                  f"other processes {usage.other_cpu_share or 0:.1%} of the CPU, peak {usage.peak_rss_mb or 0:.0f} MB, "
+                  f"other processes {'?' if usage.other_cpu_share is None else f'{usage.other_cpu_share:.1%}'} of the CPU, "
+                  f"peak {'?' if usage.peak_rss_mb is None else f'{usage.peak_rss_mb:.0f}'} MB, "
                   f"loss {loss.item():.3f}, {now - t_start:.0f} s", flush=True)
             t_pass, perm = now, torch.randperm(len(yt), generator=gen)
 
@@ -104,7 +107,8 @@ def main() -> None:
         **{f"{k}_val_accuracy": round(v["accuracy"], 4) for k, v in scores.items()},
         **{f"{k}_val_macro_f1": round(v["macro_f1"], 4) for k, v in scores.items()},
         "peak_rss_mb_last": round(usage.peak_rss_mb or 0), "malloc": os.environ.get("LD_PRELOAD", "glibc"),
-        "malloc_conf": os.environ.get("MALLOC_CONF", ""), "data": str(paths.resolve(cfg.data)) if cfg.data else "",
+        "malloc_settings": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
+        "data": str(paths.resolve(cfg.data)) if cfg.data else "",
     }), flush=True)
 
 

@@ -10,7 +10,8 @@ What a run writes to ``out_dir``:
   average, seconds, images/s, the share of the machine's CPU time other
   processes took, and the process's peak resident memory);
 - ``last.pt`` after every epoch and ``best.pt`` whenever the named validation
-  metric improves (``eval_metric``, higher is better unless ``eval_decreasing``).
+  metric improves (``eval_metric``; lower is better for ``loss``, higher for the
+  others, unless ``eval_decreasing`` says otherwise).
   With ``ema_decay`` set, the raw weights and their exponential moving average
   (timm's ``ModelEmaV3``) are both scored every epoch; ``best.pt`` holds
   whichever scored better and says which in ``best.weights``.
@@ -40,6 +41,7 @@ import io
 import json
 import logging
 import math
+import numbers
 import os
 import sys
 import time
@@ -57,7 +59,7 @@ from .checkpoint import FORMAT, float_state_dict, load_checkpoint, save_checkpoi
 from .monitor import ResourceMonitor, warn_if_contended
 from .files import atomic_write_json, atomic_write_text
 from .model import ModelConfig, channels_last, create_model, pretrained_stats
-from .transforms import AugmentConfig, GrayAugment, Preprocess, pixel_stats
+from .transforms import TTA_MODES, AugmentConfig, GrayAugment, Preprocess, pixel_stats
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +113,8 @@ class TrainConfig:
     aug_translate: float = 0.08
     aug_erasing: float = 0.25  # probability of random erasing
     # evaluation
-    eval_metric: str = "accuracy"  # validation metric that picks best.pt
-    eval_decreasing: bool = False  # True if lower is better (e.g. "loss")
+    eval_metric: str = "accuracy"  # validation metric that picks best.pt: "accuracy", "macro_f1" or "loss"
+    eval_decreasing: bool | None = None  # lower is better; None = from the metric (True for "loss" only)
     tta: str = "flip"  # test-time augmentation recorded for evaluation ("none", "flip", "tencrop")
     # run
     seed: int = 0
@@ -120,6 +122,28 @@ class TrainConfig:
     num_threads: int = 0  # torch CPU threads (0 = torch's default)
     resume: bool = True  # continue from out_dir/last.pt when it exists
     progress: bool = True  # tqdm progress bar per epoch
+
+    def __post_init__(self) -> None:
+        """Converts numeric strings (YAML reads ``1e-3`` as text) and rejects a bad value before any work.
+
+        Raises:
+            ValueError: naming the field and the value.
+        """
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), str(f.type)))
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"TrainConfig field '{name}' is {getattr(self, name)!r}; "
+                                 f"choose one of {', '.join(map(str, allowed))}")
+        for name, (low, high) in _RANGES.items():
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"TrainConfig field '{name}' is {getattr(self, name)!r}; it must lie in [{low}, {high}]")
+        import timm
+
+        if not timm.is_model(self.arch):
+            raise ValueError(f"TrainConfig field 'arch' is {self.arch!r}, which is not a timm model name")
+        if self.eval_decreasing is None:
+            object.__setattr__(self, "eval_decreasing", self.eval_metric == "loss")
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(
@@ -148,6 +172,52 @@ class TrainConfig:
             raise ValueError(f"unknown training parameters: {sorted(unknown)}")
         return cls(**d)
 
+
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "optimizer": ("adamw", "sgd"),
+    "tta": TTA_MODES,
+    "eval_metric": ("accuracy", "macro_f1", "loss"),
+    "stem_stride": (1, 2),
+    "output_stride": (8, 16, 32),
+}
+_RANGES: dict[str, tuple[float, float]] = {
+    "epochs": (1, math.inf), "batch_size": (1, math.inf), "img_size": (8, math.inf), "crop_size": (8, math.inf),
+    "lr": (0.0, math.inf), "min_lr_ratio": (0.0, 1.0), "weight_decay": (0.0, math.inf), "warmup_epochs": (0.0, math.inf),
+    "rewarm_epochs": (0.0, math.inf), "label_smoothing": (0.0, 1.0), "mix_prob": (0.0, 1.0), "ema_decay": (0.0, 0.999999),
+    "ferplus_weight": (0.0, 1.0), "drop_rate": (0.0, 1.0), "drop_path_rate": (0.0, 1.0), "aug_erasing": (0.0, 1.0),
+    "limit_train": (0, math.inf), "limit_val": (0, math.inf), "num_threads": (0, math.inf),
+}
+
+
+def _coerce(name: str, value: Any, kind: str) -> Any:
+    """``value`` as the field's type (``kind`` is its annotation).
+
+    Numeric and boolean strings (YAML reads ``1e-3`` as text) are converted, and so are NumPy
+    numbers, 0/1 for a flag, paths for a text field, and an empty YAML value (``None``) for one.
+    """
+    if value is None and "None" in kind:
+        return None
+    base = kind.split("|")[0].strip()
+    try:
+        if base == "bool":
+            if isinstance(value, (bool, numbers.Integral)) and value in (0, 1):
+                return bool(value)
+            if isinstance(value, str) and value.strip().lower() in _BOOLS:
+                return _BOOLS[value.strip().lower()]
+        elif base == "int" and not isinstance(value, bool):
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, numbers.Real) and float(number).is_integer():
+                return int(number)
+        elif base == "float" and not isinstance(value, bool) and isinstance(value, (numbers.Real, str)):
+            return float(value)
+        elif base == "str" and (value is None or isinstance(value, (str, os.PathLike))):
+            return "" if value is None else os.fspath(value)
+    except ValueError:
+        pass
+    raise ValueError(f"TrainConfig field '{name}' is {value!r}, not a {base}")
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 SUMMARY_FIELDS = (
     "epoch",
@@ -405,8 +475,9 @@ def _init_from_checkpoint(
         ValueError: naming the checkpoint field that differs from this run.
     """
     ck = load_checkpoint(path)
-    pairs = [(f"model_config.{k}", ck["model_config"].get(k), getattr(mcfg, k))
-             for k in ("arch", "in_chans", "num_classes", "stem_stride")]
+    theirs = ModelConfig.from_dict(ck["model_config"])  # fields a checkpoint predates take their defaults
+    pairs = [(f"model_config.{k}", getattr(theirs, k), getattr(mcfg, k))
+             for k in ("arch", "in_chans", "num_classes", "stem_stride", "output_stride")]
     pairs += [(f"preprocess.{k}", ck["preprocess"].get(k), getattr(cfg, k)) for k in ("img_size", "crop_size")]
     pairs.append(("class_names", list(ck["class_names"]), list(CLASS_NAMES)))
     for field, theirs, ours in pairs:
@@ -536,7 +607,7 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
     weights = torch.tensor(load_class_weights(paths.resolve(cfg.class_weights)), dtype=torch.float32) if cfg.class_weights else None
 
     model = channels_last(model.to(device))
-    ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay > 0 and dist.main else None  # only rank 0 scores it
     opt = _make_optimizer(model, cfg)
     per_rank = len(y_tr) // dist.world
     drop_last = per_rank >= 2 * cfg.batch_size
@@ -578,7 +649,7 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
         best_value, best_epoch = ck["best"]["value"], ck["best"]["epoch"]
         best_weights = ck["best"].get("weights", "raw")
         init = ck.get("init", init)
-        rows = _read_summary(summary_path)[:start_epoch]
+        rows = [r for r in _read_summary(summary_path) if int(r["epoch"]) <= start_epoch]
         logger.info("resumed %s at epoch %d (best %s=%s at epoch %s)", last_path, start_epoch, cfg.eval_metric, best_value, best_epoch)
     elif continued is not None:
         start_epoch = continued["epoch"]
@@ -650,7 +721,8 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
         if improved:
             best_value, best_epoch, best_weights = value, epoch + 1, chosen
         usage = monitor.lap()
-        warn_if_contended(usage)
+        if dist.world == 1:  # under torchrun the other ranks are "other processes" too
+            warn_if_contended(usage)
         val, ema_val = scored["raw"], scored.get("ema")
         row = {
             "epoch": epoch + 1,

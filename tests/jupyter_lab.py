@@ -20,7 +20,8 @@ from typing import Any
 
 from fer_utils import paths
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+"""The Chromium the browser tests drive: ``$CHROMIUM``, else Debian's."""
 CHROMIUM_ARGS = [
     "--no-sandbox",  # the tests run as root
     "--disable-gpu",

@@ -35,6 +35,8 @@ from playwright.sync_api import sync_playwright
 
 from fer_utils import CLASS_NAMES, paths
 
+pytestmark = pytest.mark.browser
+
 NOTEBOOK = "04_error_analysis"
 PAGE_SIZE = 12
 

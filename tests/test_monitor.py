@@ -4,7 +4,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -82,12 +81,11 @@ def test_busy_child_process_shows_as_other_cpu_share():
     monitor = ResourceMonitor()
     subprocess.run([sys.executable, "-c", busy_loop], check=True)  # this process sleeps in wait()
     busy = monitor.lap().other_cpu_share
-    time.sleep(0.5)
-    quiet = monitor.lap().other_cpu_share
 
-    # the child keeps one core busy: 1/cores expected (0.5 on two cores), assert at least 40% of that
+    # the child keeps one core busy: 1/cores expected (0.5 on two cores), assert at least 40% of that.
+    # (That this process's own time is not counted is checked exactly on a fake /proc above; on the real
+    # machine any other load would blur it.)
     assert busy > 0.4 / os.cpu_count()
-    assert quiet < busy
 
 
 def test_contention_above_threshold_logs_a_warning(caplog):

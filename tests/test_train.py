@@ -44,7 +44,7 @@ def test_run_writes_config_summary_last_and_best(finished_run):
 def test_best_checkpoint_is_the_epoch_with_highest_validation_accuracy(finished_run):
     out, _, result = finished_run
     rows = list(csv.DictReader(open(out / "summary.csv")))
-    accs = [float(r["val_accuracy"]) for r in rows]
+    accs = [max(float(r["val_accuracy"]), float(r["ema_val_accuracy"])) for r in rows]  # raw or averaged weights
     best = load_checkpoint(out / "best.pt")
     assert best["epoch"] == result["best_epoch"] == int(np.argmax(accs)) + 1
     assert best["best"]["metric"] == "val_accuracy"
@@ -159,6 +159,7 @@ def test_cli_reports_missing_data_without_traceback(tmp_path):
     assert "none.csv" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_two_process_distributed_training_keeps_ranks_identical(tiny_csv, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     worker = Path(__file__).with_name("ddp_worker.py")
@@ -325,7 +326,8 @@ def test_continue_from_carries_the_recipe_on_at_the_recorded_epoch(stopped_run, 
 
 
 def test_continued_run_resumes_exactly_after_an_interruption(stopped_run, tiny_csv, tmp_path, monkeypatch):
-    whole, _ = fit(config(tiny_csv, tmp_path / "whole", epochs=3, continue_from=str(stopped_run)))
+    # the re-warm-up spans two epochs, so the interruption falls inside it
+    whole, _ = fit(config(tiny_csv, tmp_path / "whole", epochs=3, rewarm_epochs=2, continue_from=str(stopped_run)))
     real_loss, calls = train_mod.weighted_soft_ce, []
 
     def interrupt_in_third_epoch(*args):
@@ -336,10 +338,19 @@ def test_continued_run_resumes_exactly_after_an_interruption(stopped_run, tiny_c
 
     monkeypatch.setattr(train_mod, "weighted_soft_ce", interrupt_in_third_epoch)
     with pytest.raises(KeyboardInterrupt):
-        fit(config(tiny_csv, tmp_path / "split", epochs=3, continue_from=str(stopped_run)))
+        fit(config(tiny_csv, tmp_path / "split", epochs=3, rewarm_epochs=2, continue_from=str(stopped_run)))
     monkeypatch.setattr(train_mod, "weighted_soft_ce", real_loss)
-    resumed, _ = fit(config(tiny_csv, tmp_path / "split", epochs=3, continue_from=str(stopped_run)))
+    resumed, _ = fit(config(tiny_csv, tmp_path / "split", epochs=3, rewarm_epochs=2, continue_from=str(stopped_run)))
     assert same_weights(whole.state_dict(), resumed.state_dict())
+    a, b = load_checkpoint(tmp_path / "whole" / "last.pt"), load_checkpoint(tmp_path / "split" / "last.pt")
+    assert same_weights(a["ema_state_dict"], b["ema_state_dict"])
+    assert a["scheduler"] == b["scheduler"] and a["continued"] == b["continued"]
+    lrs = [[float(r["lr"]) for r in csv.DictReader(open(d / "summary.csv"))] for d in (tmp_path / "whole", tmp_path / "split")]
+    assert lrs[0] == lrs[1]
+    steps_per_epoch = (12 * 7) // 16
+    # the learning rate after epoch 2 (step 10) is 6/10 of the way up the 10-step re-warm-up begun at step 5
+    plain = 3e-3 * lr_factor(2 * steps_per_epoch, 3 * steps_per_epoch, int(0.5 * steps_per_epoch), 0.01)
+    assert lrs[0][0] == pytest.approx(plain * 0.6, rel=1e-4)
 
 
 def test_continue_from_refuses_another_recipe_or_other_data(stopped_run, tiny_csv, tmp_path):
@@ -413,3 +424,63 @@ def test_make_batch_uses_given_targets():
     _, t, _ = make_batch(torch.zeros(4, 48, 48, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64), augment, cfg,
                          torch.Generator().manual_seed(0), targets)
     assert torch.equal(t, targets)
+
+
+def test_numeric_strings_from_yaml_become_numbers():
+    cfg = TrainConfig(lr="1e-3", epochs="100", batch_size=np.int64(64), zero_init_last="true", resume=0,
+                      data=Path("faces.csv"), class_weights=None)
+    assert cfg.lr == 0.001 and isinstance(cfg.lr, float)
+    assert cfg.epochs == 100 and isinstance(cfg.epochs, int) and cfg.batch_size == 64 and type(cfg.batch_size) is int
+    assert cfg.zero_init_last is True and cfg.resume is False
+    assert cfg.data == "faces.csv" and cfg.class_weights == ""  # an empty YAML value means unset
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("lr", "fast", r"field 'lr' is 'fast', not a float"),
+    ("epochs", 2.5, r"field 'epochs' is 2\.5, not a int"),
+    ("resume", "maybe", r"field 'resume' is 'maybe', not a bool"),
+    ("eval_metric", "acuracy", r"field 'eval_metric' is 'acuracy'; choose one of accuracy, macro_f1, loss"),
+    ("arch", "efficientnet_b99", r"field 'arch' is 'efficientnet_b99', which is not a timm model name"),
+    ("tta", "five", r"field 'tta' is 'five'; choose one of none, flip, tencrop"),
+    ("optimizer", "adam", r"field 'optimizer' is 'adam'; choose one of adamw, sgd"),
+    ("stem_stride", 3, r"field 'stem_stride' is 3; choose one of 1, 2"),
+    ("resume", 2, r"field 'resume' is 2, not a bool"),
+    ("ema_decay", 1.0, r"field 'ema_decay' is 1\.0; it must lie in \[0\.0, 0\.999999\]"),
+])
+def test_a_bad_setting_fails_at_construction_naming_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_the_direction_of_better_follows_the_metric_unless_given():
+    assert TrainConfig(eval_metric="loss").eval_decreasing is True
+    assert TrainConfig(eval_metric="accuracy").eval_decreasing is False
+    assert TrainConfig(eval_metric="loss", eval_decreasing=False).eval_decreasing is False
+
+
+def test_loss_as_the_metric_keeps_the_epoch_with_the_lowest_loss(tiny_csv, tmp_path):
+    result = train(config(tiny_csv, tmp_path, epochs=3, eval_metric="loss", ema_decay=0.0))
+    losses = [float(r["val_loss"]) for r in csv.DictReader(open(tmp_path / "summary.csv"))]
+    assert result["best_epoch"] == int(np.argmin(losses)) + 1
+
+
+def test_a_run_from_before_weight_averaging_still_resumes(finished_run, tiny_csv, tmp_path):
+    """A run started by an older version: config.json and last.pt without the newer fields."""
+    import json
+    import shutil
+
+    out, _, _ = finished_run
+    shutil.copytree(out, tmp_path / "old")
+    newer = {"ema_decay", "ferplus", "ferplus_weight", "continue_from", "rewarm_epochs", "output_stride"}
+    last = load_checkpoint(tmp_path / "old" / "last.pt")
+    for key in newer:
+        last["train_config"].pop(key)
+    last["train_config"]["eval_decreasing"] = False
+    last["model_config"].pop("output_stride")
+    del last["ema_state_dict"], last["continued"], last["best"]["weights"]
+    save_checkpoint(tmp_path / "old" / "last.pt", last)
+    old_config = json.loads((tmp_path / "old" / "config.json").read_text())["train_config"]
+    old_config = {k: v for k, v in old_config.items() if k not in newer}
+    fit(TrainConfig.from_dict({**old_config, "out_dir": str(tmp_path / "old"), "epochs": 3}))
+    resumed = load_checkpoint(tmp_path / "old" / "last.pt")
+    assert resumed["epoch"] == 3 and "ema_state_dict" in resumed

@@ -33,6 +33,8 @@ from fer_utils.realtime import sample_frames, write_y4m
 from jupyter_lab import block_outside_requests, launch_chromium, open_and_run_all, running_lab
 from test_realtime import make_checkpoint
 
+pytestmark = pytest.mark.browser
+
 INSECURE_HOST = "fer-webcam.test"
 """A name Chromium maps to 127.0.0.1 (--host-resolver-rules): the same server, but not a secure origin."""
 
