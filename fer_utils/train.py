@@ -798,10 +798,8 @@ def fit(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def _parse_bool(s: str) -> bool:
-    if s.lower() in ("1", "true", "yes", "on"):
-        return True
-    if s.lower() in ("0", "false", "no", "off"):
-        return False
+    if s.strip().lower() in _BOOLS:
+        return _BOOLS[s.strip().lower()]
     raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
 
 
