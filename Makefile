@@ -16,7 +16,7 @@ PORT ?= 8888
 # reused, so memory stays flat (jemalloc without decay was slower here and grew; README, measured table).
 FAST_MALLOC := MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824
 
-.PHONY: help setup reproduce smoke train test lab strip clean
+.PHONY: help setup reproduce smoke train test lint lab strip clean
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,8 +32,8 @@ setup: $(PY) ## Create .venv, install fer_utils with its dev extra, and the nbst
 	@if git rev-parse --git-dir >/dev/null 2>&1; then $(VENV)/bin/nbstripout --install && echo "nbstripout filter installed"; \
 	else echo "not a git checkout: nbstripout filter not installed"; fi
 
-reproduce: $(PY) ## Run notebooks 01-05 headless into reports/ (DATA=path for FER2013; synthetic data otherwise)
-	$(FAST_MALLOC) $(PY) -m fer_utils.reproduce --profile $(PROFILE) $(if $(DATA),--data "$(DATA)",)
+reproduce: $(PY) ## Run notebooks 01-05 headless into reports/ (DATA=FER2013 file, FERPLUS=votes file, RETRAIN=1)
+	$(FAST_MALLOC) $(PY) -m fer_utils.reproduce --profile $(PROFILE) $(if $(DATA),--data "$(DATA)",) $(if $(FERPLUS),--ferplus "$(FERPLUS)",) $(if $(RETRAIN),--retrain,)
 
 smoke: $(PY) ## Quick end-to-end run of notebooks 01-05 on a tiny synthetic set (reports/smoke)
 	$(PY) -m fer_utils.reproduce --profile smoke
@@ -43,6 +43,11 @@ train: $(PY) ## Long training run from TRAIN_CONFIG (resumes from its out_dir; D
 
 test: $(PY) ## Run the test suite
 	$(PY) -m pytest
+
+lint: $(PY) ## Check style (ruff) and types (mypy)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 lab: $(PY) ## Start JupyterLab on localhost, with the server settings in jupyter_config/
 	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter_config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(PORT) --notebook-dir=.

@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         print("no FER2013 file: pass one, or set $FER2013_CSV", file=sys.stderr)
         return 2
     print(f"file: {path} ({path.stat().st_size / 1e6:.1f} MB on disk)")
-    print(f"cache: {paths.cache_dir()}  cores: {os.cpu_count()}  load average: "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"cache: {paths.cache_dir()}  cores: {os.cpu_count()}  load average: "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
 
     uncached = []
     for _ in range(args.repeat):
@@ -49,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         uncached.append((time.perf_counter() - start, _cpu_seconds() - cpu))
     print(f"rows: {len(data)}  content md5: {data.content_md5}")
     for wall, cpu in uncached:
-        print(f"parse (no cache):      wall {wall:6.3f} s  cpu {cpu:6.3f} s  "
-              f"({len(data) / wall:,.0f} rows/s; {wall * 35_887 / len(data):.2f} s scaled to 35,887 rows)")
+        print(
+            f"parse (no cache):      wall {wall:6.3f} s  cpu {cpu:6.3f} s  "
+            f"({len(data) / wall:,.0f} rows/s; {wall * 35_887 / len(data):.2f} s scaled to 35,887 rows)"
+        )
 
     start = time.perf_counter()
     read_fer2013(path, use_cache=True)

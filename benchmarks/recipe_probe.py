@@ -33,8 +33,9 @@ from fer_utils import paths
 from fer_utils.data import load_dataset
 from fer_utils.model import channels_last, create_model
 from fer_utils.monitor import ResourceMonitor
-from fer_utils.train import (_make_optimizer, _validate, config_from_args, ferplus_targets, make_batch, make_ema,
-                             weighted_soft_ce)
+from fer_utils.recipe import config_from_args
+from fer_utils.targets import ferplus_targets, weighted_soft_ce
+from fer_utils.train import _make_optimizer, _validate, make_batch, make_ema
 from fer_utils.transforms import GrayAugment, Preprocess, pixel_stats
 
 
@@ -73,8 +74,12 @@ def main() -> None:
     t_pass, perm = t_start, torch.randperm(len(yt), generator=gen)
     while (elapsed := time.perf_counter() - t_start) < budget:
         frac = elapsed / budget  # the schedule follows the clock, so every probe ends annealed at the budget
-        factor = frac / 0.1 if frac < 0.1 else cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * (frac - 0.1) / 0.9))
-        for g, lr in zip(opt.param_groups, peak_lrs):
+        factor = (
+            frac / 0.1
+            if frac < 0.1
+            else cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * (frac - 0.1) / 0.9))
+        )
+        for g, lr in zip(opt.param_groups, peak_lrs, strict=True):
             g["lr"] = lr * factor
         i = step % steps_per_pass
         idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
@@ -90,10 +95,15 @@ def main() -> None:
             ema.update(model, step=step)
         if step % steps_per_pass == 0:
             now, usage = time.perf_counter(), monitor.lap()
-            print(f"{args.name} pass {step // steps_per_pass}: {steps_per_pass * cfg.batch_size / (now - t_pass):.1f} images/s, "
-                  f"other processes {'?' if usage.other_cpu_share is None else f'{usage.other_cpu_share:.1%}'} of the CPU, "
-                  f"peak {'?' if usage.peak_rss_mb is None else f'{usage.peak_rss_mb:.0f}'} MB, "
-                  f"loss {loss.item():.3f}, {now - t_start:.0f} s", flush=True)
+            print(
+                f"{args.name} pass {step // steps_per_pass}: "
+                f"{steps_per_pass * cfg.batch_size / (now - t_pass):.1f} images/s, "
+                f"other processes {'?' if usage.other_cpu_share is None else f'{usage.other_cpu_share:.1%}'} "
+                "of the CPU, "
+                f"peak {'?' if usage.peak_rss_mb is None else f'{usage.peak_rss_mb:.0f}'} MB, "
+                f"loss {loss.item():.3f}, {now - t_start:.0f} s",
+                flush=True,
+            )
             t_pass, perm = now, torch.randperm(len(yt), generator=gen)
 
     train_seconds = time.perf_counter() - t_start
@@ -101,15 +111,24 @@ def main() -> None:
     if ema is not None:
         scores["ema"] = _validate(ema.module, va.images, va.labels, pre, torch.device("cpu"), 256)
     usage = monitor.lap()
-    print(json.dumps({
-        "name": args.name, "minutes": round(train_seconds / 60, 1), "steps": step,
-        "epochs": round(step * cfg.batch_size / len(yt), 2), "images_per_s": round(step * cfg.batch_size / train_seconds, 1),
-        **{f"{k}_val_accuracy": round(v["accuracy"], 4) for k, v in scores.items()},
-        **{f"{k}_val_macro_f1": round(v["macro_f1"], 4) for k, v in scores.items()},
-        "peak_rss_mb_last": round(usage.peak_rss_mb or 0), "malloc": os.environ.get("LD_PRELOAD", "glibc"),
-        "malloc_settings": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
-        "data": str(paths.resolve(cfg.data)) if cfg.data else "",
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "name": args.name,
+                "minutes": round(train_seconds / 60, 1),
+                "steps": step,
+                "epochs": round(step * cfg.batch_size / len(yt), 2),
+                "images_per_s": round(step * cfg.batch_size / train_seconds, 1),
+                **{f"{k}_val_accuracy": round(v["accuracy"], 4) for k, v in scores.items()},
+                **{f"{k}_val_macro_f1": round(v["macro_f1"], 4) for k, v in scores.items()},
+                "peak_rss_mb_last": round(usage.peak_rss_mb or 0),
+                "malloc": os.environ.get("LD_PRELOAD", "glibc"),
+                "malloc_settings": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
+                "data": str(paths.resolve(cfg.data)) if cfg.data else "",
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ TEMPERATURE_FILE = "temperature.json"
 TEMPERATURE_RANGE: tuple[float, float] = (0.05, 20.0)
 """Search interval of the temperature; a fit at either end is logged as suspicious."""
 
-_EPS = 1e-12
+EPS = 1e-12
+"""Floor for probabilities before a logarithm, so a confident mistake costs a finite loss."""
 """Floor for probabilities before taking logs."""
 
 
@@ -70,10 +71,12 @@ def _check(labels: np.ndarray | Any, probs: np.ndarray | Any) -> tuple[np.ndarra
 
 def logits_from_probs(probs: np.ndarray) -> np.ndarray:
     """Logarithms of probabilities (N, C), floored at 1e-12: logits up to a per-row constant."""
-    return np.log(np.clip(np.asarray(probs, dtype=np.float64), _EPS, 1.0))
+    return np.log(np.clip(np.asarray(probs, dtype=np.float64), EPS, 1.0))
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits (N, C), computed in float64 after subtracting each row's maximum."""
+    z = np.asarray(z, dtype=np.float64)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
@@ -91,7 +94,7 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     """
     if not temperature > 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature must be a positive finite number, got {temperature}")
-    return _softmax(logits_from_probs(probs) / temperature).astype(np.float32)
+    return softmax(logits_from_probs(probs) / temperature).astype(np.float32)
 
 
 def _nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
@@ -235,8 +238,13 @@ def fit_temperature(
             fd = _nll(z, y, math.exp(d))
     t = math.exp((a + b) / 2.0)
     if min(abs(math.log(t) - lo), abs(math.log(t) - hi)) < 1e-3:
-        logger.warning("fitted temperature %.3g is at the end of the search range %s: the fit is unreliable "
-                       "(too few %s samples, or a degenerate model)", t, TEMPERATURE_RANGE, split)
+        logger.warning(
+            "fitted temperature %.3g is at the end of the search range %s: the fit is unreliable "
+            "(too few %s samples, or a degenerate model)",
+            t,
+            TEMPERATURE_RANGE,
+            split,
+        )
     nll_before, nll_after = _nll(z, y, 1.0), _nll(z, y, t)
     if nll_after > nll_before:  # numerical safety: T = 1 is always a candidate
         t, nll_after = 1.0, nll_before

@@ -18,8 +18,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,8 +37,11 @@ FORMAT = "fer_utils.checkpoint/1"
 SHIPPED_MODEL = paths.MODELS_DIR / "fer2013_efficientnet_b3.pt"
 """The trained model shipped with the repository (see models/README.md)."""
 
-SHIPPED_SHA256: str | None = "0b695e5bbc60ef486e058adbaa99e152ed0a6206b02cd7a12e3da2c5bd0fe895"
+SHIPPED_SHA256: str | None = "5d8d02af9d427c1c8f92521fe70bc9ac5046601fd5fbd9e091993e880ab38966"
 """SHA-256 of the shipped model (``None`` in a checkout without one)."""
+
+DEFAULT_RUN_CHECKPOINT = paths.MODELS_DIR / "runs" / "manual" / "best.pt"
+"""Where notebook 03 writes its best checkpoint by default; used when there is no shipped model."""
 
 REQUIRED_KEYS = ("format", "model_config", "state_dict", "class_names", "preprocess")
 
@@ -113,6 +117,7 @@ def describe(ckpt: dict[str, Any]) -> dict[str, Any]:
     meta.setdefault("tta", "none")
     meta.setdefault("metrics", {})
     meta.setdefault("data", {})
+    meta.setdefault("history", [])
     return meta
 
 
@@ -139,6 +144,44 @@ def load_model(
     return model_from_checkpoint(ckpt, device), describe(ckpt)
 
 
+def resolve_checkpoint(path: str | os.PathLike[str] | None = None) -> Path:
+    """The checkpoint to use: ``path``, else the shipped model, else notebook 03's default ``best.pt``.
+
+    Args:
+        path: A checkpoint file; relative paths are taken from the working directory
+            when they exist there, else from the repository root
+            (:func:`fer_utils.paths.resolve_cli`). ``None`` or ``""``: look for a default.
+
+    Raises:
+        CheckpointError: ``path`` does not exist, or no default checkpoint exists;
+            the message says what was looked for and how to get a model.
+    """
+    if path is not None and str(path) != "":
+        p = paths.resolve_cli(path)
+        if not p.is_file():
+            raise CheckpointError(f"{p}: checkpoint file not found")
+        return p
+    for candidate in (SHIPPED_MODEL, DEFAULT_RUN_CHECKPOINT):
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(
+        f"no model to run: neither the shipped model ({SHIPPED_MODEL}) nor notebook 03's default checkpoint "
+        f"({DEFAULT_RUN_CHECKPOINT}) exists. Train one (notebook 03 or `make train`) and pass its path, "
+        "e.g. --checkpoint models/runs/default/best.pt"
+    )
+
+
+def run_history(summary_csv: Path, until_epoch: int | None = None) -> list[dict[str, float]]:
+    """The rows of a run's ``summary.csv`` (one per epoch, numbers as floats) up to ``until_epoch``; [] without one."""
+    import csv
+
+    if not summary_csv.is_file():
+        return []
+    with open(summary_csv, newline="") as fh:
+        rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
+    return [r for r in rows if until_epoch is None or r.get("epoch", 0) <= until_epoch]
+
+
 def export_model(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -157,11 +200,16 @@ def export_model(
         tta: Replace the recorded test-time augmentation (chosen on the validation split).
         evaluation: Measured metrics to record with the model (e.g. PublicTest with its TTA).
 
+    The run's learning curve up to the exported epoch (the rows of ``summary.csv`` beside
+    ``src``) is recorded as ``history``, so the model's training can be shown without its run folder.
+
     Returns:
         The SHA-256 of the written file (what :data:`SHIPPED_SHA256` records for the shipped model).
     """
     ckpt = load_checkpoint(src)
     out = {k: v for k, v in ckpt.items() if k not in TRAINING_STATE_KEYS}
+    if "history" not in out:
+        out["history"] = run_history(Path(src).parent / "summary.csv", until_epoch=ckpt.get("epoch"))
     if half:
         out["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     out["weights_dtype"] = "float16" if half else "float32"

@@ -139,7 +139,7 @@ def compute_class_weights(
         return np.ones_like(n)
     absent = np.flatnonzero(n == 0)
     if absent.size:
-        names = [class_names[i] if class_names is not None else str(i) for i in absent]
+        names = [class_names[int(i)] if class_names is not None else str(i) for i in absent]
         raise ValueError(f"class weights ({scheme}) are undefined for classes with no Training samples: {names}")
     if scheme == "inverse":
         raw = 1.0 / n
@@ -232,7 +232,7 @@ def save_class_weights(
         beta = DEFAULT_BETA
     record = {
         "scheme": scheme,
-        "beta": float(beta) if scheme == "effective_number" else None,
+        "beta": float(beta) if scheme == "effective_number" and beta is not None else None,
         "split": split,
         "data_md5": data_md5,
         "class_names": list(class_names),

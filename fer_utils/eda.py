@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from . import CLASS_NAMES, SPLITS
+from .data import split_sort_key
+from .ferplus import FERPLUS_COLUMNS, ferplus_majority
 
 NOT_A_FACE_COLUMN = "NF"
 """FER+ vote column for "not a face"."""
@@ -52,10 +54,6 @@ def image_keys(images: np.ndarray) -> np.ndarray:
     rows = flat.view(np.dtype((np.void, flat.shape[1] * flat.itemsize))).ravel()
     _, keys = np.unique(rows, return_inverse=True)
     return keys.reshape(-1).astype(np.int64)
-
-
-def _split_order(name: str) -> tuple[int, str]:
-    return (SPLITS.index(name), name) if name in SPLITS else (len(SPLITS), name)
 
 
 def duplicate_groups(images: np.ndarray, labels: np.ndarray, usage: np.ndarray) -> pd.DataFrame:
@@ -90,7 +88,7 @@ def duplicate_groups(images: np.ndarray, labels: np.ndarray, usage: np.ndarray) 
     records = []
     for g, rows in enumerate(members):
         splits = [str(s) for s in usage[rows]]
-        split_set = sorted(set(splits), key=_split_order)
+        split_set = sorted(set(splits), key=split_sort_key)
         group_labels = [int(v) for v in labels[rows]]
         records.append(
             {
@@ -129,7 +127,7 @@ def duplicate_summary(groups: pd.DataFrame) -> dict[str, Any]:
     with_training = 0
     test_rows = 0
     for splits in groups["splits"]:
-        present = sorted(set(splits), key=_split_order)
+        present = sorted(set(splits), key=split_sort_key)
         for i, a in enumerate(present):
             for b in present[i + 1 :]:
                 pairs[f"{a}+{b}"] = pairs.get(f"{a}+{b}", 0) + 1
@@ -188,13 +186,6 @@ def uniform_images(images: np.ndarray, max_std: float = 2.0) -> np.ndarray:
 # --------------------------------------------------------------------------- FER+
 
 
-def _ferplus_majority(votes: pd.DataFrame) -> np.ndarray:
-    """``fer_utils.ferplus.ferplus_majority``; indirection so tests can stand in for it."""
-    from .ferplus import ferplus_majority
-
-    return np.asarray(ferplus_majority(votes), dtype=np.int64)
-
-
 def not_a_face(votes: pd.DataFrame) -> np.ndarray:
     """Images that the FER+ annotators call "not a face" (NF holds a strict majority of the votes).
 
@@ -204,8 +195,6 @@ def not_a_face(votes: pd.DataFrame) -> np.ndarray:
     Returns:
         bool (N,).
     """
-    from .ferplus import FERPLUS_COLUMNS
-
     missing = [c for c in FERPLUS_COLUMNS if c not in votes.columns]
     if missing:
         raise ValueError(f"FER+ votes lack the columns {missing}; columns: {list(votes.columns)}")
@@ -219,7 +208,7 @@ def _aligned(labels: np.ndarray | Sequence[int], votes: pd.DataFrame) -> np.ndar
     if len(y) != len(votes):
         raise ValueError(
             f"{len(y)} labels but {len(votes)} FER+ rows; select the votes of the same rows first "
-            "(ferplus.align_votes(votes, data), i.e. votes.iloc[data.index])"
+            "(fer_utils.ferplus.align_votes(votes, data))"
         )
     return y
 
@@ -241,7 +230,7 @@ def ferplus_agreement(labels: np.ndarray | Sequence[int], votes: pd.DataFrame) -
         among the images with that FER label and a FER+ majority}).
     """
     y = _aligned(labels, votes)
-    major = _ferplus_majority(votes)
+    major = ferplus_majority(votes)
     nf = not_a_face(votes)
     has = major >= 0
     agree = has & (major == y)
@@ -273,7 +262,7 @@ def ferplus_confusion(labels: np.ndarray | Sequence[int], votes: pd.DataFrame) -
         (name "FER+ majority"); every row sums to that label's count.
     """
     y = _aligned(labels, votes)
-    major = _ferplus_majority(votes)
+    major = ferplus_majority(votes)
     nf = not_a_face(votes)
     k = len(CLASS_NAMES)
     col = np.where(major >= 0, major, np.where(nf, k, k + 1))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -33,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from . import CLASS_NAMES, paths
-from .files import atomic_write_json
+from .calibration import EPS
+from .files import atomic_write_json, to_jsonable
 
 if TYPE_CHECKING:  # torch is imported only when a model is run
     import torch
@@ -47,18 +47,16 @@ logger = logging.getLogger(__name__)
 TTA_MODES: tuple[str, ...] = ("none", "flip", "tencrop")
 """Test-time augmentation modes understood by ``fer_utils.transforms.tta_views``."""
 
-_EPS = 1e-12
-"""Floor for probabilities before taking logs (a probability of exactly 0 would give an infinite loss)."""
-
 
 # --------------------------------------------------------------------------- prediction
 
 
-def _tta_views(images: torch.Tensor, preprocess: Preprocess, mode: str) -> list[torch.Tensor]:
-    """The model inputs for one batch; indirection so tests can stand in for transforms."""
-    from .transforms import tta_views
+def _progress(items: Sequence[int], desc: str) -> Any:
+    import sys
 
-    return tta_views(images, preprocess, mode)
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="batch", file=sys.stdout, mininterval=2.0, ascii=True)
 
 
 def predict(
@@ -69,6 +67,7 @@ def predict(
     tta: str = "none",
     batch_size: int = 256,
     device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> np.ndarray:
     """Class probabilities, averaged over test-time views.
 
@@ -82,11 +81,15 @@ def predict(
         tta: ``"none"``, ``"flip"`` or ``"tencrop"`` (see ``transforms.tta_views``).
         batch_size: Faces per forward pass (each view is a separate pass).
         device: Where to run the model.
+        progress: Show a progress bar over the batches, written to stdout: plain text that
+            JupyterLab updates in place (not a red stderr box) and papermill's log keeps.
 
     Returns:
         float32 array (N, C): mean over views of the softmax probabilities; rows sum to 1.
     """
     import torch
+
+    from .transforms import tta_views
 
     if tta not in TTA_MODES:
         raise ValueError(f"unknown TTA mode {tta!r}; choose one of {TTA_MODES}")
@@ -98,9 +101,10 @@ def predict(
     out: list[np.ndarray] = []
     try:
         with torch.inference_mode():
-            for start in range(0, len(x), batch_size):
-                views = _tta_views(x[start : start + batch_size], preprocess, tta)
-                probs = sum(torch.softmax(model(v.to(device)).float(), dim=1) for v in views) / len(views)
+            starts = range(0, len(x), batch_size)
+            for start in _progress(starts, f"predicting {len(x):,} faces, TTA {tta}") if progress else starts:
+                views = tta_views(x[start : start + batch_size], preprocess, tta)
+                probs = torch.stack([torch.softmax(model(v.to(device)).float(), dim=1) for v in views]).mean(dim=0)
                 out.append(probs.cpu().numpy().astype(np.float32))
     finally:
         model.train(was_training)
@@ -161,7 +165,7 @@ def compute_metrics(
     labels = list(range(len(class_names)))
     prec, rec, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     cm = confusion_matrix(y, pred, labels=labels)
-    p_true = np.clip(p[np.arange(len(y)), y].astype(np.float64), _EPS, 1.0)
+    p_true = np.clip(p[np.arange(len(y)), y].astype(np.float64), EPS, 1.0)
     return {
         "accuracy": float(accuracy_score(y, pred)),
         "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
@@ -226,6 +230,9 @@ def misclassified(
 ) -> pd.DataFrame:
     """One row per wrongly predicted face, most confident mistakes first.
 
+    The wrong rows of the misclassification browser's per-face table
+    (``selection.sample_table``), with the same values.
+
     Args:
         y_true: True labels (N,).
         probs: Class probabilities (N, C).
@@ -241,31 +248,13 @@ def misclassified(
         probability column per class named by the class; sorted by
         ``confidence`` descending (ties keep data order), index reset.
     """
+    from .selection import sample_table
+
     y, p = _check_inputs(y_true, probs, class_names)
-    idx = np.arange(len(y)) if index is None else np.asarray(index)
-    if idx.shape != y.shape:
-        raise ValueError(f"index must have shape {y.shape}, got {idx.shape}")
-    pred = p.argmax(axis=1)
-    wrong = np.flatnonzero(pred != y)
-    rows = np.arange(len(y))
-    names = np.asarray(class_names, dtype=object)
-    p_true = p[rows, y][wrong].astype(np.float64)
-    df = pd.DataFrame(
-        {
-            "index": idx[wrong],
-            "position": wrong,
-            "true": y[wrong],
-            "pred": pred[wrong],
-            "true_name": names[y[wrong]],
-            "pred_name": names[pred[wrong]],
-            "confidence": p[rows, pred][wrong].astype(np.float64),
-            "p_true": p_true,
-            "loss": -np.log(np.clip(p_true, _EPS, 1.0)),
-        }
-    )
-    for i, name in enumerate(class_names):
-        df[name] = p[wrong, i]
-    return df.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
+    table = sample_table(y, p, index, class_names=class_names)
+    columns = ["index", "position", "true", "pred", "true_name", "pred_name", "confidence", "p_true", "loss"]
+    wrong = table.loc[~table["correct"], columns + list(class_names)]
+    return wrong.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -306,6 +295,7 @@ def predict_split(
     tta: str | None = None,
     batch_size: int = 256,
     device: str = "cpu",
+    progress: bool = True,
 ) -> SplitPredictions:
     """Load a checkpoint and predict one split of a data set.
 
@@ -316,6 +306,7 @@ def predict_split(
         tta: TTA mode; ``None`` uses the mode recorded in the checkpoint.
         batch_size: Faces per forward pass.
         device: Where to run the model.
+        progress: Show a progress bar over the batches (see :func:`predict`).
 
     Raises:
         fer_utils.checkpoint.CheckpointError: unreadable checkpoint.
@@ -332,29 +323,26 @@ def predict_split(
         raise ValueError(f"{path}: checkpoint classes {list(meta['class_names'])} are not {list(CLASS_NAMES)}")
     subset = _load_data(data).split(split)
     mode = meta.get("tta", "none") if tta is None else tta
-    probs = predict(model, subset.images, meta["preprocess"], tta=mode, batch_size=batch_size, device=device)
+    probs = predict(
+        model, subset.images, meta["preprocess"], tta=mode, batch_size=batch_size, device=device, progress=progress
+    )
     return SplitPredictions(probs=probs, data=subset, tta=mode, meta=meta, checkpoint=path)
 
 
 def evaluate_checkpoint(
-    checkpoint: str | os.PathLike[str],
-    data: FERData | str | os.PathLike[str],
-    split: str,
-    *,
-    tta: str | None = None,
-    batch_size: int = 256,
-    device: str = "cpu",
+    checkpoint: str | os.PathLike[str], data: FERData | str | os.PathLike[str], split: str, **options: Any
 ) -> dict[str, Any]:
     """Metrics of a checkpoint on one split.
 
-    Args: as :func:`predict_split`.
+    Args: as :func:`predict_split`, whose keyword arguments (``tta``, ``batch_size``,
+    ``device``, ``progress``) ``options`` passes on.
 
     Returns:
         :func:`compute_metrics` plus ``split``, ``checkpoint`` (path),
         ``tta`` (mode used), ``data_md5``, ``data_file``, ``is_canonical``,
         ``is_synthetic``.
     """
-    res = predict_split(checkpoint, data, split, tta=tta, batch_size=batch_size, device=device)
+    res = predict_split(checkpoint, data, split, **options)
     metrics = compute_metrics(res.data.labels, res.probs)
     metrics.update(
         split=split,
@@ -368,36 +356,12 @@ def evaluate_checkpoint(
     return metrics
 
 
-def _jsonable(obj: Any) -> Any:
-    """Numpy scalars/arrays and paths -> plain JSON values; NaN/inf are refused (invalid JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, os.PathLike):
-        return str(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        raise ValueError(f"metrics contain a non-finite number ({obj}), which JSON cannot hold")
-    return obj
-
-
 def save_metrics(path: str | os.PathLike[str], metrics: dict[str, Any]) -> Path:
     """Write ``metrics`` as JSON atomically (numpy values converted); returns the path."""
-    return atomic_write_json(paths.resolve(path), _jsonable(metrics))
+    return atomic_write_json(paths.resolve(path), metrics)
 
 
 # --------------------------------------------------------------------------- CLI
-
-
-def _cli_path(value: str) -> Path:
-    """An input path given on the command line: relative to the working directory if it
-    exists there (what a shell user means), else to the repository root (the project's rule)."""
-    p = Path(value).expanduser()
-    return p.resolve() if not p.is_absolute() and p.exists() else paths.resolve(p)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -427,12 +391,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    checkpoint = _cli_path(args.checkpoint)
+    checkpoint = paths.resolve_cli(args.checkpoint)
     if not checkpoint.is_file():
         return _fail(f"{checkpoint}: checkpoint file not found")
     try:
         metrics = evaluate_checkpoint(
-            checkpoint, _cli_path(args.data), args.split, tta=args.tta, batch_size=args.batch_size, device=args.device
+            checkpoint,
+            paths.resolve_cli(args.data),
+            args.split,
+            tta=args.tta,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=False,  # stdout carries the JSON
         )
     # Bad input, known where it is raised: checkpoint.CheckpointError and data.FERDataError are
     # ValueErrors, a missing or unreadable file an OSError. Anything else is a bug: let it show.
@@ -440,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(err))
     if args.out:
         metrics["out"] = str(save_metrics(Path(args.out).expanduser().resolve(), metrics))
-    print(json.dumps(_jsonable(metrics)))
+    print(json.dumps(to_jsonable(metrics)))
     return 0
 
 

@@ -23,7 +23,16 @@ from fer_utils.data import FERData, FERDataError
 logger = logging.getLogger(__name__)
 
 FERPLUS_COLUMNS: tuple[str, ...] = (
-    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF",
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
 )
 """The ten vote columns, in file order, with FER+'s names."""
 
@@ -90,8 +99,12 @@ def read_ferplus(path: str | os.PathLike[str], n_rows: int | None = None) -> pd.
     bad = ~usage.isin(SPLITS)
     if bad.any():
         i = int(np.argmax(bad.to_numpy()))
-        raise FERDataError(file, f"unknown Usage value '{df['Usage'].iat[i]}' (expected one of {', '.join(SPLITS)})",
-                           row=i + 1, field="Usage")
+        raise FERDataError(
+            file,
+            f"unknown Usage value '{df['Usage'].iat[i]}' (expected one of {', '.join(SPLITS)})",
+            row=i + 1,
+            field="Usage",
+        )
     df["Usage"] = usage
 
     for col in FERPLUS_COLUMNS:
@@ -99,13 +112,17 @@ def read_ferplus(path: str | os.PathLike[str], n_rows: int | None = None) -> pd.
         ok = text.str.fullmatch(_INTEGER).to_numpy(dtype=bool)
         if not ok.all():
             i = int(np.argmin(ok))
-            raise FERDataError(file, f"vote count '{df[col].iat[i]}' is not a non-negative integer",
-                               row=i + 1, field=col)
+            raise FERDataError(
+                file, f"vote count '{df[col].iat[i]}' is not a non-negative integer", row=i + 1, field=col
+            )
         df[col] = text.astype(np.int64)
 
     if n_rows is not None and len(df) != n_rows:
-        raise FERDataError(file, f"has {len(df)} rows but the FER2013 data has {n_rows}: FER+ joins by row "
-                                 "position, so both files must hold the same rows in the same order")
+        raise FERDataError(
+            file,
+            f"has {len(df)} rows but the FER2013 data has {n_rows}: FER+ joins by row "
+            "position, so both files must hold the same rows in the same order",
+        )
     return df.reset_index(drop=True)
 
 
@@ -126,8 +143,7 @@ def ferplus_majority(votes_df: pd.DataFrame) -> np.ndarray:
     votes = votes_df[list(FERPLUS_COLUMNS)].to_numpy(dtype=np.int64)
     top = votes.max(axis=1)
     tied = (votes == top[:, None]).sum(axis=1) > 1
-    to_fer = np.array([-1 if FERPLUS_TO_FER[c] is None else FERPLUS_TO_FER[c] for c in FERPLUS_COLUMNS],
-                      dtype=np.int64)
+    to_fer = np.array([-1 if FERPLUS_TO_FER[c] is None else FERPLUS_TO_FER[c] for c in FERPLUS_COLUMNS], dtype=np.int64)
     labels = to_fer[votes.argmax(axis=1)]
     labels[tied | (top == 0)] = -1
     return labels
@@ -171,16 +187,23 @@ def align_votes(votes_df: pd.DataFrame, data: FERData) -> pd.DataFrame:
             positions beyond the votes file, or a row's Usage differs between files.
     """
     if data.file_format == "folder":
-        raise FERDataError(data.source, "image-folder data has no row positions in fer2013.csv, "
-                                        "so FER+ votes cannot be joined to it")
+        raise FERDataError(
+            data.source, "image-folder data has no row positions in fer2013.csv, so FER+ votes cannot be joined to it"
+        )
     if len(data) and int(data.index.max()) >= len(votes_df):
-        raise FERDataError(data.source, f"has row positions up to {int(data.index.max())} but the FER+ votes "
-                                        f"cover {len(votes_df)} rows")
+        raise FERDataError(
+            data.source,
+            f"has row positions up to {int(data.index.max())} but the FER+ votes cover {len(votes_df)} rows",
+        )
     aligned = votes_df.iloc[data.index].reset_index(drop=True)
     differs = aligned["Usage"].to_numpy() != data.usage
     if differs.any():
         i = int(np.argmax(differs))
-        raise FERDataError(data.source, f"Usage '{data.usage[i]}' differs from the FER+ file's "
-                                        f"'{aligned['Usage'].iat[i]}': the files are not row-aligned",
-                           row=int(data.index[i]) + 1, field="Usage")
+        raise FERDataError(
+            data.source,
+            f"Usage '{data.usage[i]}' differs from the FER+ file's "
+            f"'{aligned['Usage'].iat[i]}': the files are not row-aligned",
+            row=int(data.index[i]) + 1,
+            field="Usage",
+        )
     return aligned

@@ -9,8 +9,12 @@ comes from ``model.forward_head`` on it, so no hook is needed. Any other layer
 can be named (``layer="blocks.5"``); it is then captured with a forward hook.
 
 FER2013 faces are small: at 48 px the last map of a stride-32 network is only
-2x2 (3x3 with ``stem_stride=1``), so the heat map is coarse. An earlier layer
-gives a finer map at the cost of less class-specific evidence.
+2x2 (3x3 with ``stem_stride=1``), so the heat map is coarse and nearly the same
+for every class. An earlier layer gives a finer map at the cost of less
+class-specific evidence. :func:`compare_layers` measures the trade on real faces
+(how much the maps for the predicted and the true class differ, and how much the
+maps differ between faces) for every stage with at least a 3x3 map, and
+:func:`choose_layer` picks the layer by that check instead of by default.
 
 Heat maps are returned in the coordinates of the 48x48 face: the map is resized
 to the centre crop the model saw (``Preprocess.crop_size``) and placed at the
@@ -22,13 +26,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .transforms import FACE_SIZE
+from . import FACE_SIZE
 
 if TYPE_CHECKING:  # torch is imported when a heat map is computed
+    import pandas as pd
     import torch
     from torch import nn
 
@@ -40,9 +45,7 @@ HEAT_CMAP = "jet"
 """Matplotlib colour map of the overlays (blue = no evidence, red = most)."""
 
 
-def _feature_map_and_logits(
-    model: nn.Module, x: torch.Tensor, layer: str | None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _feature_map_and_logits(model: nn.Module, x: torch.Tensor, layer: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(feature map (B, C, h, w), logits (B, K)) with the feature map in the autograd graph."""
     if layer is None:
         if not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
@@ -50,8 +53,9 @@ def _feature_map_and_logits(
                 f"{type(model).__name__} has no forward_features/forward_head (not a timm model); "
                 "name a convolutional layer with layer=..."
             )
-        feats = model.forward_features(x)
-        return feats, model.forward_head(feats)
+        timm_model: Any = model  # forward_features/forward_head are timm's, not nn.Module's
+        feats = timm_model.forward_features(x)
+        return feats, timm_model.forward_head(feats)
     module = model.get_submodule(layer)  # AttributeError names the missing part
     captured: list[torch.Tensor] = []
     handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
@@ -173,6 +177,120 @@ def checkpoint_grad_cam(
 
     model, meta = load_model(paths.resolve(checkpoint), device=device)
     return grad_cam(model, images, meta["preprocess"], targets, layer=layer, device=device)
+
+
+def stage_layers(model: nn.Module) -> list[str]:
+    """Names of the model's stages, shallow to deep: timm's ``feature_info`` modules, then its last feature map.
+
+    The last feature map (what ``layer=None`` explains) is listed as ``"(last)"``.
+    """
+    info = getattr(model, "feature_info", None)
+    names = [f["module"] for f in info] if info is not None else []
+    return [n for n in names if n] + ["(last)"]
+
+
+def map_sides(model: nn.Module, preprocess: Preprocess, layers: Sequence[str]) -> dict[str, int]:
+    """Side of each layer's feature map (pixels of the map) for one face through ``preprocess``."""
+    import torch
+
+    x = preprocess(np.zeros((1, FACE_SIZE, FACE_SIZE), np.uint8))
+    was_training = model.training
+    model.eval()
+    sides: dict[str, int] = {}
+    try:
+        with torch.no_grad():
+            for name in layers:
+                feats, _ = _feature_map_and_logits(model, x, None if name == "(last)" else name)
+                sides[name] = int(feats.shape[-1])
+    finally:
+        model.train(was_training)
+    return sides
+
+
+def _correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each pair of maps (N, H, W); NaN where either map is constant."""
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    norm = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, (a * b).sum(axis=1) / np.where(norm > 0, norm, 1.0), np.nan)
+
+
+def compare_layers(
+    model: nn.Module,
+    images: np.ndarray,
+    preprocess: Preprocess,
+    true: Sequence[int] | np.ndarray,
+    predicted: Sequence[int] | np.ndarray,
+    *,
+    layers: Sequence[str] | None = None,
+    device: str | torch.device = "cpu",
+) -> pd.DataFrame:
+    """How informative each layer's Grad-CAM maps are, measured on faces the model got wrong.
+
+    For each layer, Grad-CAM explains every face twice, for its predicted and for its true
+    class. A useful map answers the question "why this class and not that one": the two maps
+    of a face differ (low ``class_correlation``), and maps differ between faces (high
+    ``face_spread``), rather than lighting up the same blob everywhere.
+
+    Args:
+        model: A timm model.
+        images: uint8 faces (N, 48, 48), typically misclassified ones.
+        preprocess: The checkpoint's preprocessing.
+        true: True class of each face (N,).
+        predicted: Predicted class of each face (N,).
+        layers: Names as :func:`stage_layers` gives them; ``None``: all stages.
+        device: Where to run the model.
+
+    Returns:
+        One row per layer, shallow to deep: ``layer``, ``map_side`` (the feature map's native
+        resolution, pixels per side), ``class_correlation`` (mean over faces of the Pearson
+        correlation between the predicted- and the true-class map; faces where either map is
+        constant are left out), ``face_spread`` (mean over faces of 1 - the correlation of the
+        predicted-class map with the mean map of all faces) and ``faces`` (faces with both maps defined).
+    """
+    import pandas as pd
+
+    names = list(layers) if layers is not None else stage_layers(model)
+    sides = map_sides(model, preprocess, names)
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        layer = None if name == "(last)" else name
+        pred_maps = grad_cam(model, images, preprocess, predicted, layer=layer, device=device)
+        true_maps = grad_cam(model, images, preprocess, true, layer=layer, device=device)
+        between = _correlations(pred_maps, true_maps)
+        to_mean = _correlations(pred_maps, np.broadcast_to(pred_maps.mean(axis=0), pred_maps.shape))
+        rows.append(
+            {
+                "layer": name,
+                "map_side": sides[name],
+                "class_correlation": float(np.nanmean(between)) if np.isfinite(between).any() else float("nan"),
+                "face_spread": float(np.nanmean(1 - to_mean)) if np.isfinite(to_mean).any() else float("nan"),
+                "faces": int(np.isfinite(between).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def choose_layer(table: pd.DataFrame, min_side: int = 3) -> str | None:
+    """The layer of a :func:`compare_layers` table whose maps best separate the two classes.
+
+    Among layers with a feature map of at least ``min_side`` pixels per side, the one with the
+    lowest ``class_correlation`` (ties: the deeper one).
+
+    Returns:
+        The layer name for :func:`grad_cam`'s ``layer`` (``None`` for ``"(last)"``).
+
+    Raises:
+        ValueError: no layer has a large enough map with defined correlations.
+    """
+    ok = table[(table["map_side"] >= min_side) & table["class_correlation"].notna()]
+    if ok.empty:
+        raise ValueError(f"no layer has a feature map of at least {min_side}x{min_side} with defined correlations")
+    best = ok.iloc[::-1].loc[lambda t: t["class_correlation"] == t["class_correlation"].min()].iloc[0]
+    return None if best["layer"] == "(last)" else str(best["layer"])
 
 
 def overlay(face: np.ndarray, heat: np.ndarray, alpha: float = 0.45, cmap: str = HEAT_CMAP) -> np.ndarray:

@@ -57,7 +57,7 @@ class ResourceMonitor:
         cpu = self._read_cpu()
         share = None
         if cpu is not None and self._cpu is not None:
-            busy, total, own = (now - before for now, before in zip(cpu, self._cpu))
+            busy, total, own = (now - before for now, before in zip(cpu, self._cpu, strict=True))
             if total > 0:
                 # own ticks and machine ticks are sampled at slightly different moments
                 share = max(0, busy - own) / total
@@ -126,7 +126,10 @@ def warn_if_contended(usage: Usage, threshold: float = 0.10, log: logging.Logger
     share = usage.other_cpu_share
     if share is None or share <= threshold:
         return False
-    log.warning("other processes took %.0f%% of the machine's CPU time this epoch (above %.0f%%): training slows "
-                "down several-fold when it shares cores; stop the other jobs or set num_threads to the free cores",
-                100 * share, 100 * threshold)
+    log.warning(
+        "other processes took %.0f%% of the machine's CPU time this epoch (above %.0f%%): training slows "
+        "down several-fold when it shares cores; stop the other jobs or set num_threads to the free cores",
+        100 * share,
+        100 * threshold,
+    )
     return True

@@ -72,3 +72,15 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     """Make ``path`` absolute, taking relative paths from the repository root."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else REPO_ROOT / p
+
+
+def resolve_cli(path: str | os.PathLike[str]) -> Path:
+    """An input path given on a command line, made absolute.
+
+    A relative path that exists under the working directory is taken from there
+    (what a shell user means); otherwise from the repository root (the
+    project's rule, which keeps papermill and ``make`` independent of the
+    working directory).
+    """
+    p = Path(path).expanduser()
+    return p.resolve() if not p.is_absolute() and p.exists() else resolve(p)

@@ -1,7 +1,8 @@
 """Figures for the notebooks.
 
-Every function returns a ``matplotlib.figure.Figure`` and, given ``save_to``,
-also writes it as PNG (atomically). Figures are made with ``pyplot`` so a
+Every function returns a ``matplotlib.figure.Figure`` and, given ``save_to`` (a
+PNG path), also writes it there (atomically). Face arrays are uint8 (N, 48, 48),
+gray levels 0-255, and ``class_names`` are names in label order. Figures are made with ``pyplot`` so a
 notebook shows them; assign the result (``fig = plots.mean_faces(...)``) or end
 the line with ``;`` to avoid showing it twice. No backend is chosen here: a
 notebook keeps its inline backend, and headless runs get matplotlib's
@@ -15,7 +16,7 @@ visible. Figures showing real faces must not be committed (see the data README).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,6 @@ def class_counts_bar(
         counts: ``FERData.counts()``: rows = splits, columns = class names (a
             ``total`` column is ignored).
         log: Logarithmic count axis.
-        save_to: PNG path, or ``None``.
     """
     table = counts.drop(columns=["total"], errors="ignore")
     fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -100,12 +100,10 @@ def sample_grid(
     """Random faces of each class, one class per row.
 
     Args:
-        images: uint8 (N, 48, 48).
         labels: int (N,).
         per_class: Faces per row (fewer when a class has fewer).
         seed: Seed of the random choice.
         class_names: Row titles, in label order.
-        save_to: PNG path, or ``None``.
     """
     rng = np.random.default_rng(seed)
     fig, axes = _face_grid(len(class_names), per_class)
@@ -127,10 +125,8 @@ def mean_faces(
     """The pixel-wise mean face of each class (0-255 gray scale), titled with the class and its count.
 
     Args:
-        images: uint8 (N, 48, 48).
         labels: int (N,).
         class_names: Titles, in label order.
-        save_to: PNG path, or ``None``.
     """
     labels = np.asarray(labels)
     fig, axes = _face_grid(1, len(class_names), cell=1.6)
@@ -151,10 +147,8 @@ def intensity_histograms(
     """Per-class distributions of pixel values (left) and of each image's mean brightness (right).
 
     Args:
-        images: uint8 (N, 48, 48).
         labels: int (N,).
         class_names: Legend entries, in label order.
-        save_to: PNG path, or ``None``.
     """
     labels = np.asarray(labels)
     flat = np.asarray(images).reshape(len(images), -1)
@@ -178,7 +172,6 @@ def class_weights_plot(table: pd.DataFrame, *, save_to: str | os.PathLike[str] |
 
     Args:
         table: ``class_weights.weights_table(counts)``: rows = classes, columns = schemes.
-        save_to: PNG path, or ``None``.
     """
     fig, ax = plt.subplots(figsize=(8, 3.5))
     table.plot.bar(ax=ax, rot=0, width=0.8)
@@ -212,13 +205,12 @@ def learning_curves(summary_df: pd.DataFrame, *, save_to: str | os.PathLike[str]
 
     Args:
         summary_df: The run's per-epoch summary.
-        save_to: PNG path, or ``None``.
     """
     x = summary_df["epoch"] if "epoch" in summary_df.columns else pd.Series(np.arange(len(summary_df)))
     groups = _curve_groups([c for c in summary_df.columns if c != "epoch"])
     shown = [(k, cols) for k, cols in groups.items() if cols]
     fig, axes = plt.subplots(1, max(len(shown), 1), figsize=(4.5 * max(len(shown), 1), 3.5), squeeze=False)
-    for ax, (kind, cols) in zip(axes[0], shown):
+    for ax, (kind, cols) in zip(axes[0], shown, strict=False):
         for col in cols:
             ax.plot(x, summary_df[col], marker=".", label=col)
         ax.set(xlabel="epoch", title={"loss": "Loss", "metric": "Accuracy / F1", "lr": "Learning rate"}[kind])
@@ -242,7 +234,6 @@ def confusion_matrix_plot(
         normalize: Show each row as fractions of its class (recall on the
             diagonal); otherwise counts.
         title: Figure title.
-        save_to: PNG path, or ``None``.
     """
     counts = np.asarray(cm, dtype=np.float64)
     rows = counts.sum(axis=1, keepdims=True)
@@ -278,11 +269,10 @@ def mistakes_grid(
         mis_df: ``evaluate.misclassified(...)`` (or a filtered/sorted copy).
         n: Faces to show.
         ncols: Faces per row.
-        save_to: PNG path, or ``None``.
     """
     rows = mis_df.head(n)
     fig, axes = _face_grid(max(1, -(-len(rows) // ncols)), ncols, cell=1.4)
-    for ax, (_, r) in zip(axes.ravel(), rows.iterrows()):
+    for ax, (_, r) in zip(axes.ravel(), rows.iterrows(), strict=False):
         _face(ax, images[int(r["position"])], f"{r['true_name']}→{r['pred_name']}\n{r['confidence']:.2f}")
     return _finish(fig, save_to)
 
@@ -303,13 +293,13 @@ def duplicates_grid(
         groups: ``eda.duplicate_groups(...)`` (or a filtered copy, e.g. conflicting groups only).
         n_groups: Groups to show (the first ones).
         max_members: Copies shown per group.
-        class_names: Label names.
-        save_to: PNG path, or ``None``.
     """
     shown = groups.head(n_groups)
     fig, axes = _face_grid(max(1, len(shown)), max_members, cell=1.3)
     for row, (_, g) in enumerate(shown.iterrows()):
-        for col, (i, split, label) in enumerate(list(zip(g["rows"], g["splits"], g["labels"]))[:max_members]):
+        for col, (i, split, label) in enumerate(
+            list(zip(g["rows"], g["splits"], g["labels"], strict=True))[:max_members]
+        ):
             _face(axes[row, col], images[i], f"{split}\n{class_names[label]}")
     return _finish(fig, save_to)
 
@@ -326,11 +316,25 @@ def _heat_overlay(ax: Axes, image: np.ndarray, heat: np.ndarray, title: str = ""
     ax.axis("off")
 
 
+def _heat_scale(fig: Figure, axes: np.ndarray, caption: str) -> None:
+    """A colour bar of the Grad-CAM overlays beside ``axes`` and ``caption`` (layer, map resolution) beneath."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(
+        ScalarMappable(Normalize(0.0, 1.0), cmap="jet"), ax=list(np.ravel(axes)), fraction=0.02, pad=0.01
+    )
+    bar.set_label("Grad-CAM evidence (1 = the face's maximum)", fontsize=8)
+    if caption:
+        fig.text(0.01, 0.0, caption, fontsize=8, va="bottom", wrap=True)
+
+
 def confused_pairs_gradcam(
     images: np.ndarray,
     examples: pd.DataFrame,
     heat_maps: np.ndarray,
     *,
+    caption: str = "",
     save_to: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """The most confident mistakes of each confused pair, each face above its Grad-CAM overlay.
@@ -344,7 +348,7 @@ def confused_pairs_gradcam(
             ``index``, ``confidence`` (and ``pair_count``, the pair's number of
             mistakes, shown with its name), in display order.
         heat_maps: float (len(examples), 48, 48) in [0, 1], aligned with ``examples``.
-        save_to: PNG path, or ``None``.
+        caption: What the maps are (layer, native resolution), printed under the faces with the colour bar.
     """
     heat_maps = np.asarray(heat_maps)
     if len(heat_maps) != len(examples):
@@ -361,12 +365,25 @@ def confused_pairs_gradcam(
             _face(axes[2 * k, j], face, f"#{int(r['index'])} {float(r['confidence']):.2f}")
             _heat_overlay(axes[2 * k + 1, j], face, heat_maps[examples.index.get_loc(i)])
         total = int(rows["pair_count"].iloc[0]) if "pair_count" in rows.columns else len(rows)
-        axes[2 * k, 0].text(-0.12, 0.0, f"{pair}  ({total} faces)", transform=axes[2 * k, 0].transAxes,
-                            rotation=90, ha="right", va="center", fontsize=9, fontweight="bold")
+        axes[2 * k, 0].text(
+            -0.12,
+            0.0,
+            f"{pair}  ({total} faces)",
+            transform=axes[2 * k, 0].transAxes,
+            rotation=90,
+            ha="right",
+            va="center",
+            fontsize=9,
+            fontweight="bold",
+        )
     height = fig.get_figheight()
     fig.subplots_adjust(top=1 - 0.55 / height)  # the title sits just above the faces, whatever the number of rows
-    fig.suptitle("Most confident mistakes per confused pair (true → predicted), with Grad-CAM of the prediction",
-                 fontsize=10, y=1 - 0.12 / height)
+    fig.suptitle(
+        "Most confident mistakes per confused pair (true → predicted), with Grad-CAM of the prediction",
+        fontsize=10,
+        y=1 - 0.12 / height,
+    )
+    _heat_scale(fig, axes[1::2], caption)
     return _finish(fig, save_to)
 
 
@@ -376,6 +393,7 @@ def mistake_details(
     heat_maps: np.ndarray,
     *,
     class_names: Sequence[str] = CLASS_NAMES,
+    caption: str = "",
     save_to: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """One line per face: the face, its Grad-CAM overlay and the probabilities of all classes.
@@ -386,12 +404,10 @@ def mistake_details(
             ``position``, ``index``, ``true``, ``pred``, ``true_name``, ``pred_name``
             and one probability column per class name.
         heat_maps: float (len(rows), 48, 48) in [0, 1], aligned with ``rows``.
-        class_names: Names in label order.
-        save_to: PNG path, or ``None``.
+        caption: What the maps are (layer, native resolution), printed under the figure with the colour bar.
     """
     n = max(len(rows), 1)
-    fig, axes = plt.subplots(n, 3, figsize=(8.0, 1.9 * n), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 1, 2.6]})
+    fig, axes = plt.subplots(n, 3, figsize=(8.0, 1.9 * n), squeeze=False, gridspec_kw={"width_ratios": [1, 1, 2.6]})
     for ax in axes.ravel():
         ax.axis("off")
     y = np.arange(len(class_names))
@@ -402,8 +418,10 @@ def mistake_details(
         ax = axes[k, 2]
         ax.axis("on")
         probs = np.array([r[name] for name in class_names], dtype=np.float64)
-        colours = ["#2e8540" if i == int(r["true"]) else "#c9302c" if i == int(r["pred"]) else "#7a8ca3"
-                   for i in range(len(class_names))]
+        colours = [
+            "#2e8540" if i == int(r["true"]) else "#c9302c" if i == int(r["pred"]) else "#7a8ca3"
+            for i in range(len(class_names))
+        ]
         ax.barh(y, probs, color=colours)
         ax.set_yticks(y, list(class_names), fontsize=7)
         ax.invert_yaxis()
@@ -413,7 +431,8 @@ def mistake_details(
             ax.text(min(p + 0.02, 0.9), i, f"{p:.2f}", va="center", fontsize=6)
         ax.spines[["top", "right"]].set_visible(False)
     axes[0, 2].set_title("probabilities (green: true, red: predicted)", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
+    _heat_scale(fig, axes[:, 1], caption)
     return _finish(fig, save_to)
 
 
@@ -436,13 +455,12 @@ def reliability_diagram(
         probs_by_name: Panel title -> probabilities (N, C).
         n_bins: Confidence bins.
         title: Figure title.
-        save_to: PNG path, or ``None``.
     """
     from .calibration import expected_calibration_error, reliability_table
 
     k = max(len(probs_by_name), 1)
     fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.0), squeeze=False)
-    for ax, (name, probs) in zip(axes[0], probs_by_name.items()):
+    for ax, (name, probs) in zip(axes[0], probs_by_name.items(), strict=False):
         table = reliability_table(labels, probs, n_bins)
         width = 1.0 / n_bins
         centres = (table["lower"] + table["upper"]).to_numpy() / 2
@@ -450,14 +468,28 @@ def reliability_diagram(
         conf = table["confidence"].to_numpy()
         used = table["count"].to_numpy() > 0
         ax.bar(centres[used], acc[used], width=width, color="#4a7ab5", edgecolor="white", label="accuracy")
-        ax.bar(centres[used], (conf - acc)[used], bottom=acc[used], width=width, color="none", edgecolor="#c9302c",
-               hatch="//", lw=0.6, label="gap to confidence")
+        ax.bar(
+            centres[used],
+            (conf - acc)[used],
+            bottom=acc[used],
+            width=width,
+            color="none",
+            edgecolor="#c9302c",
+            hatch="//",
+            lw=0.6,
+            label="gap to confidence",
+        )
         ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1)
         share = table["count"].to_numpy() / max(int(table["count"].sum()), 1)
         ax.step(table["upper"], share, where="pre", color="0.5", lw=1, label="share of faces")
         ece = expected_calibration_error(labels, probs, n_bins)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (probability of the prediction)",
-               ylabel="accuracy", title=f"{name}\nECE {ece:.3f}")
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1),
+            xlabel="confidence (probability of the prediction)",
+            ylabel="accuracy",
+            title=f"{name}\nECE {ece:.3f}",
+        )
         ax.legend(fontsize=7, frameon=False, loc="upper left")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -480,7 +512,6 @@ def label_noise_plot(table: pd.DataFrame, *, save_to: str | os.PathLike[str] | N
     Args:
         table: ``browser.label_noise_table(...)``: rows = true classes plus
             ``"all"``, columns = the four categories (counts of mistakes).
-        save_to: PNG path, or ``None``.
     """
     counts = table.reindex(columns=list(LABEL_NOISE_LEGEND), fill_value=0)
     totals = counts.sum(axis=1).replace(0, 1)
@@ -489,18 +520,31 @@ def label_noise_plot(table: pd.DataFrame, *, save_to: str | os.PathLike[str] | N
     colours = ["#2e8540", "#4a7ab5", "#e8a400", "#b0b0b0"]
     left = np.zeros(len(shares))
     y = np.arange(len(shares))
-    for col, colour in zip(LABEL_NOISE_LEGEND, colours):
+    for col, colour in zip(LABEL_NOISE_LEGEND, colours, strict=True):
         ax.barh(y, shares[col], left=left, color=colour, label=LABEL_NOISE_LEGEND[col])
-        for i, (v, x0) in enumerate(zip(shares[col], left)):
+        for i, (v, x0) in enumerate(zip(shares[col], left, strict=True)):
             if v >= 0.07:
                 ax.text(x0 + v / 2, i, f"{v:.0%}", ha="center", va="center", fontsize=7, color="white")
         left += shares[col].to_numpy()
-    ax.set_yticks(y, [f"{name} (n={int(n)})" for name, n in zip(shares.index, counts.sum(axis=1))])
+    ax.set_yticks(y, [f"{name} (n={int(n)})" for name, n in zip(shares.index, counts.sum(axis=1), strict=True)])
     ax.invert_yaxis()
-    ax.set(xlim=(0, 1), xlabel="share of the model's mistakes", title="Mistakes by true class: does FER+ side with the model?")
+    ax.set(
+        xlim=(0, 1),
+        xlabel="share of the model's mistakes",
+        title="Mistakes by true class: does FER+ side with the model?",
+    )
     ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     fig.tight_layout()
     return _finish(fig, save_to)
+
+
+def _png_writer(face: np.ndarray) -> Callable[[Path], None]:
+    """Writes ``face`` (uint8, gray levels 0-255) as a grayscale PNG to the path it is given."""
+
+    def write(tmp: Path) -> None:
+        plt.imsave(tmp, face, cmap="gray", vmin=0, vmax=255, format="png")
+
+    return write
 
 
 def save_face_pngs(
@@ -533,6 +577,5 @@ def save_face_pngs(
         face = np.asarray(images[int(r["position"])], dtype=np.uint8)
         big = np.repeat(np.repeat(face, scale, axis=0), scale, axis=1)
         name = f"{rank:02d}_row{int(r['index'])}_{r['true_name']}_as_{r['pred_name']}_{float(r['confidence']):.2f}.png"
-        written.append(atomic_write(out / name, lambda tmp, a=big: plt.imsave(tmp, a, cmap="gray", vmin=0, vmax=255,
-                                                                               format="png")))
+        written.append(atomic_write(out / name, _png_writer(big)))
     return written

@@ -11,19 +11,19 @@ functions keep that bookkeeping out of the notebooks:
   weights were asked for but not used;
 - :func:`checkpoint_banner`: what a checkpoint is and whether the data or split
   it is evaluated on played a part in its training;
-- :func:`save_json`: numpy-aware, atomic JSON.
+- :func:`save_json`: numpy-aware, atomic JSON;
+- :func:`notebook_logging`: library log lines as plain output, warnings apart.
 
 Nothing here imports torch or matplotlib.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from . import paths
 from .files import atomic_write_json
@@ -33,6 +33,36 @@ SYNTHETIC_BANNER = "Ran on SYNTHETIC data (procedurally drawn faces from fer_uti
 
 FER2013_BANNER_PREFIX = "Ran on FER2013 file"
 """First words of the banner of results computed on a FER2013 file."""
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _BelowWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+def notebook_logging(level: int = logging.INFO) -> None:
+    """Send ``fer_utils`` log lines to a notebook's ordinary output.
+
+    Jupyter shows everything written to stderr in a pink box, so INFO lines
+    (data loaded, a file exported) would look like errors. Here records below
+    WARNING go to stdout and warnings and errors to stderr, where they should
+    stand out. Calling it again replaces the handlers instead of adding more.
+
+    Args:
+        level: The lowest level shown, ``logging.INFO`` by default.
+    """
+    out = logging.StreamHandler(sys.stdout)
+    out.addFilter(_BelowWarning())
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.WARNING)
+    for handler in (out, err):
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [out, err]
+    root.setLevel(level)
 
 
 def prepare_report_dir(report_dir: str | os.PathLike[str]) -> Path:
@@ -85,7 +115,9 @@ def data_banner(data: Any) -> str:
     """
     text = f"**{data_provenance(data)}.** {len(data):,} rows; splits: {', '.join(data.splits)}."
     if data.is_synthetic:
-        text += " Results on these faces show that the code runs and learns, nothing about facial-expression recognition."
+        text += (
+            " Results on these faces show that the code runs and learns, nothing about facial-expression recognition."
+        )
     return text
 
 
@@ -127,7 +159,9 @@ def checkpoint_banner(meta: dict[str, Any], *, data: Any = None, split: str | No
     arch = getattr(meta.get("model_config"), "arch", "?")
     trained = meta.get("data") or {}
     train_cfg = meta.get("train_config") or {}
-    lines = [f"- **Architecture:** `{arch}`; initialisation `{meta.get('init', 'unknown')}`; epoch {meta.get('epoch', '?')}"]
+    lines = [
+        f"- **Architecture:** `{arch}`; initialisation `{meta.get('init', 'unknown')}`; epoch {meta.get('epoch', '?')}"
+    ]
     if trained:
         kind = "SYNTHETIC data" if trained.get("synthetic") else f"FER2013 file `{trained.get('source', '?')}`"
         lines.append(
@@ -144,34 +178,21 @@ def checkpoint_banner(meta: dict[str, Any], *, data: Any = None, split: str | No
             f"- ⚠️ **Evaluated on a different file** (`{Path(data.source).name}`, MD5 `{data.content_md5}`) than it "
             "was trained on: fine for a new test set, but duplicates between the files can leak."
         )
-    used = {s for s in (trained.get("train_split"), trained.get("val_split"), train_cfg.get("train_split"),
-                        train_cfg.get("val_split")) if s}
+    used = {
+        s
+        for s in (
+            trained.get("train_split"),
+            trained.get("val_split"),
+            train_cfg.get("train_split"),
+            train_cfg.get("val_split"),
+        )
+        if s
+    }
     if split is not None and split in used and not other_file:
         lines.append(f"- ⚠️ **{split} was used for training or model selection**: its metrics are optimistic.")
     return "\n".join(lines)
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Convert numpy values, tuples and paths to plain JSON values (recursively).
-
-    Raises:
-        ValueError: a NaN or infinite float (JSON cannot hold it).
-    """
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, os.PathLike):
-        return str(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        raise ValueError(f"value {obj} cannot be written as JSON")
-    return obj
-
-
 def save_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` (numpy values allowed) as indented JSON, atomically; relative paths from the repository root."""
-    return atomic_write_json(paths.resolve(path), to_jsonable(obj))
+    return atomic_write_json(paths.resolve(path), obj)

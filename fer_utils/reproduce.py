@@ -16,10 +16,14 @@ A *profile* is ``configs/<name>.yaml``::
       03_train:
         out_dir: "{report_dir}/run"
         epochs: 2
+    retrain:                       # optional; with --retrain, per-notebook parameters on top of `notebooks`
+      03_train:
+        retrain: true
 
 String values may contain the placeholders ``{report_dir}`` (the output folder,
-absolute), ``{profile}`` (the profile name) and ``{synthetic_data}`` (the default
-synthetic data set, generated on first use). ``--data`` overrides ``data_path``,
+absolute), ``{profile}`` (the profile name), ``{synthetic_data}`` (the default
+synthetic data set, generated on first use) and ``{test_split}`` (PrivateTest, or
+PublicTest with a warning when the data has no PrivateTest rows). ``--data`` overrides ``data_path``,
 and ``report_dir`` is always the output folder. Parameters are passed only to
 notebooks that declare them (``papermill.inspect_notebook``); a per-notebook
 parameter the notebook does not declare is an error (a typo would otherwise be
@@ -55,8 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from .files import atomic_write, atomic_write_text
-from .report import to_jsonable
+from .files import atomic_write, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +68,10 @@ NOTEBOOKS: tuple[str, ...] = ("01_eda", "02_class_weights", "03_train", "04_erro
 
 KERNEL_NAME = "python3"
 
-PLACEHOLDERS: tuple[str, ...] = ("report_dir", "profile", "synthetic_data")
+PLACEHOLDERS: tuple[str, ...] = ("report_dir", "profile", "synthetic_data", "test_split")
 """Names allowed in ``{...}`` inside profile string values."""
 
-_TOP_LEVEL_KEYS = ("common", "notebooks", "requires_fer2013")
+_TOP_LEVEL_KEYS = ("common", "notebooks", "retrain", "requires_fer2013")
 
 METRIC_FILES: dict[str, tuple[str, ...]] = {
     # file written by a notebook -> keys worth showing in the index
@@ -94,6 +97,7 @@ class Profile:
         common: Parameters for every notebook that declares them.
         notebooks: Per-notebook parameters, keyed by notebook name (e.g. ``"03_train"``).
         requires_fer2013: Refuse to run on the synthetic data set.
+        retrain: Per-notebook parameters applied on top of ``notebooks`` with ``--retrain``.
     """
 
     name: str
@@ -101,6 +105,7 @@ class Profile:
     common: dict[str, Any]
     notebooks: dict[str, dict[str, Any]]
     requires_fer2013: bool = False
+    retrain: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -151,14 +156,15 @@ def load_profile(profile: str) -> Profile:
     common = raw.get("common") or {}
     if not isinstance(common, dict):
         raise ProfileError(f"{path}: key 'common' must be a mapping of parameters")
-    notebooks = raw.get("notebooks") or {}
-    if not isinstance(notebooks, dict):
-        raise ProfileError(f"{path}: key 'notebooks' must map notebook names to parameters")
-    for name, params in notebooks.items():
-        if name not in NOTEBOOKS:
-            raise ProfileError(f"{path}: key 'notebooks.{name}': unknown notebook; expected one of {list(NOTEBOOKS)}")
-        if params is not None and not isinstance(params, dict):
-            raise ProfileError(f"{path}: key 'notebooks.{name}' must be a mapping of parameters")
+    sections = {key: raw.get(key) or {} for key in ("notebooks", "retrain")}
+    for key, section in sections.items():
+        if not isinstance(section, dict):
+            raise ProfileError(f"{path}: key '{key}' must map notebook names to parameters")
+        for name, params in section.items():
+            if name not in NOTEBOOKS:
+                raise ProfileError(f"{path}: key '{key}.{name}': unknown notebook; expected one of {list(NOTEBOOKS)}")
+            if params is not None and not isinstance(params, dict):
+                raise ProfileError(f"{path}: key '{key}.{name}' must be a mapping of parameters")
     requires = raw.get("requires_fer2013", False)
     if not isinstance(requires, bool):
         raise ProfileError(f"{path}: key 'requires_fer2013' must be true or false")
@@ -166,22 +172,39 @@ def load_profile(profile: str) -> Profile:
         name=path.stem,
         path=path,
         common=dict(common),
-        notebooks={k: dict(v or {}) for k, v in notebooks.items()},
+        notebooks={k: dict(v or {}) for k, v in sections["notebooks"].items()},
         requires_fer2013=requires,
+        retrain={k: dict(v or {}) for k, v in sections["retrain"].items()},
     )
 
 
 class _Placeholders(Mapping[str, str]):
-    """Placeholder values, computed on first use (``synthetic_data`` may generate the data set)."""
+    """Placeholder values, computed on first use (``synthetic_data`` may generate the data set).
 
-    def __init__(self, report_dir: Path, profile: str) -> None:
+    ``data_path`` is the data the notebooks read (``--data`` or the profile's), which
+    ``test_split`` inspects.
+    """
+
+    def __init__(self, report_dir: Path, profile: str, data_path: str = "") -> None:
         self._values: dict[str, str] = {"report_dir": str(report_dir), "profile": profile}
+        self._data_path = data_path
 
     def __getitem__(self, key: str) -> str:
         if key == "synthetic_data" and key not in self._values:
             from .synthetic import ensure_default_dataset
 
             self._values[key] = str(ensure_default_dataset())
+        if key == "test_split" and key not in self._values:
+            from .data import load_dataset
+
+            data_path = expand_placeholders(self._data_path, self, where="data_path")
+            splits = load_dataset(data_path or None).splits
+            self._values[key] = "PrivateTest" if "PrivateTest" in splits else "PublicTest"
+            if self._values[key] != "PrivateTest":
+                logger.warning(
+                    "the data has no PrivateTest rows: {test_split} is PublicTest, the split that chose the "
+                    "model, so its numbers are optimistic (the reports say so)"
+                )
         return self._values[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -225,12 +248,15 @@ def notebook_parameters(
     placeholders: Mapping[str, str],
     *,
     data: str | None = None,
+    retrain: bool = False,
+    ferplus: str | None = None,
 ) -> dict[str, Any]:
     """The parameters to inject into one notebook.
 
     Order of precedence (last wins): ``common`` (only the parameters the notebook
-    declares), the notebook's own section, ``--data`` (as ``data_path``), and
-    ``report_dir`` (always the output folder).
+    declares), the notebook's own section, its ``retrain`` section when ``retrain``,
+    ``--data`` (as ``data_path``), ``--ferplus`` (as ``ferplus_path``), and ``report_dir``
+    (always the output folder).
 
     Args:
         profile: The parsed profile.
@@ -238,12 +264,17 @@ def notebook_parameters(
         declared: Parameter names the notebook declares in its ``parameters`` cell.
         placeholders: Values for ``{report_dir}``, ``{profile}``, ``{synthetic_data}``.
         data: ``--data`` override, or ``None``.
+        retrain: Apply the profile's ``retrain`` section.
+        ferplus: ``--ferplus`` override (the FER+ votes file), or ``None``.
 
     Raises:
-        ProfileError: the notebook's section sets a parameter the notebook does not declare.
+        ProfileError: the notebook's section sets a parameter the notebook does not declare, or
+            ``retrain`` is asked of a profile without a ``retrain`` section.
     """
+    if retrain and not profile.retrain:
+        raise ProfileError(f"{profile.path}: --retrain needs a 'retrain' section; profile '{profile.name}' has none")
     declared_set = set(declared)
-    own = profile.notebooks.get(notebook, {})
+    own = {**profile.notebooks.get(notebook, {}), **(profile.retrain.get(notebook, {}) if retrain else {})}
     undeclared = sorted(set(own) - declared_set)
     if undeclared:
         raise ProfileError(
@@ -252,9 +283,13 @@ def notebook_parameters(
         )
     params: dict[str, Any] = {k: v for k, v in profile.common.items() if k in declared_set}
     params.update(own)
-    params = {k: expand_placeholders(v, placeholders, where=f"{profile.path}: {notebook}.{k}") for k, v in params.items()}
+    params = {
+        k: expand_placeholders(v, placeholders, where=f"{profile.path}: {notebook}.{k}") for k, v in params.items()
+    }
     if data is not None and "data_path" in declared_set:
         params["data_path"] = data
+    if ferplus is not None and "ferplus_path" in declared_set:
+        params["ferplus_path"] = ferplus
     if "report_dir" in declared_set:
         params["report_dir"] = placeholders["report_dir"]
     return params
@@ -301,7 +336,11 @@ def _banner_for(data_path: str, cache: dict[str, tuple[str, Any]]) -> tuple[str,
 def _video_banner(params: Mapping[str, Any]) -> str:
     """Banner for a notebook that runs on video input rather than on the data set."""
     source = params.get("SOURCE", "?")
-    what = "the generated sample clip (a public-domain face, not FER2013)" if source == "sample" else f"video input `{source}`"
+    what = (
+        "the generated sample clip (a public-domain face, not FER2013)"
+        if source == "sample"
+        else f"video input `{source}`"
+    )
     return f"Ran on {what} with checkpoint `{params.get('checkpoint_path', '?')}`."
 
 
@@ -398,7 +437,10 @@ def write_index(out_dir: Path, profile: Profile, runs: list[NotebookRun], argv: 
     files = sorted(
         str(p.relative_to(out_dir))
         for p in out_dir.rglob("*")
-        if p.is_file() and not p.name.startswith(".") and p.suffix not in (".pt",) and p.name not in ("index.md", "index.json")
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.suffix not in (".pt",)
+        and p.name not in ("index.md", "index.json")
     )
     record = {
         "profile": profile.name,
@@ -406,14 +448,22 @@ def write_index(out_dir: Path, profile: Profile, runs: list[NotebookRun], argv: 
         "command": "python -m fer_utils.reproduce " + " ".join(argv),
         "finished": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "notebooks": [
-            {"name": r.name, "status": r.status, "seconds": round(r.seconds, 1), "data": r.banner, "error": r.error,
-             "ipynb": r.ipynb.name, "html": r.html.name, "parameters": r.parameters}
+            {
+                "name": r.name,
+                "status": r.status,
+                "seconds": round(r.seconds, 1),
+                "data": r.banner,
+                "error": r.error,
+                "ipynb": r.ipynb.name,
+                "html": r.html.name,
+                "parameters": r.parameters,
+            }
             for r in runs
         ],
         "metrics": metrics,
         "files": files,
     }
-    json_path = atomic_write_text(out_dir / "index.json", json.dumps(to_jsonable(record), indent=2) + "\n")
+    json_path = atomic_write_json(out_dir / "index.json", record)
     lines = [
         f"# Reproduction report: profile `{profile.name}`",
         "",
@@ -444,17 +494,26 @@ def _parser() -> argparse.ArgumentParser:
         "executed notebooks, HTML, figures and metrics go to reports/<profile>/.",
     )
     ap.add_argument("--profile", required=True, help="profile name (configs/NAME.yaml) or a YAML path")
-    ap.add_argument("--data", help="FER2013 CSV/CSV.gz/folder, overrides the profile's data_path "
-                    "(relative to the current directory if it exists there, else to the repository root)")
+    ap.add_argument(
+        "--data",
+        help="FER2013 CSV/CSV.gz/folder, overrides the profile's data_path "
+        "(relative to the current directory if it exists there, else to the repository root)",
+    )
+    ap.add_argument(
+        "--ferplus",
+        help="FER+ votes file (fer2013new.csv) for the same data: adds the label-noise "
+        "sections of notebooks 01 and 04 (overrides the profile's ferplus_path)",
+    )
     ap.add_argument("--out", help="output folder (default: reports/<profile>; relative to the current directory)")
     ap.add_argument("--only", help="comma-separated notebooks to run, e.g. 01,02 or 03_train (default: all)")
+    ap.add_argument(
+        "--retrain",
+        action="store_true",
+        help="apply the profile's retrain section "
+        "(full: train the shipped recipe from scratch, resumably, and analyse that run)",
+    )
     ap.add_argument("--log-output", action="store_true", help="stream the notebooks' outputs to the log")
     return ap
-
-
-def _cli_path(value: str) -> str:
-    p = Path(value).expanduser()
-    return str(p.resolve() if not p.is_absolute() and p.exists() else paths.resolve(p))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -472,13 +531,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = load_profile(args.profile)
         selected = select_notebooks(args.only)
         out_dir = Path(args.out).expanduser().resolve() if args.out else paths.REPORTS_DIR / profile.name
-        placeholders = _Placeholders(out_dir, profile.name)
-        data = _cli_path(args.data) if args.data else None
+        data = str(paths.resolve_cli(args.data)) if args.data else None
+        placeholders = _Placeholders(
+            out_dir, profile.name, data if data is not None else profile.common.get("data_path", "")
+        )
         plan: list[tuple[str, dict[str, Any], str]] = []
         banners: dict[str, tuple[str, Any]] = {}
         for name in selected:
             params = notebook_parameters(
-                profile, name, declared_parameters(paths.NOTEBOOKS_DIR / f"{name}.ipynb"), placeholders, data=data
+                profile,
+                name,
+                declared_parameters(paths.NOTEBOOKS_DIR / f"{name}.ipynb"),
+                placeholders,
+                data=data,
+                retrain=args.retrain,
+                ferplus=str(paths.resolve_cli(args.ferplus)) if args.ferplus else None,
             )
             if "data_path" not in params:  # the webcam demo reads video, not the data set
                 plan.append((name, params, _video_banner(params)))

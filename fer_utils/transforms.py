@@ -20,8 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-FACE_SIZE = 48
-"""Side of a FER2013 face in pixels."""
+from . import FACE_SIZE
 
 TTA_MODES: tuple[str, ...] = ("none", "flip", "tencrop")
 
@@ -67,7 +66,9 @@ class Preprocess:
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         """Resize float faces in [0, 1] of shape (N, 1, h, w) to ``img_size`` and normalise."""
         if x.shape[-1] != self.img_size or x.shape[-2] != self.img_size:
-            x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False, antialias=True)
+            x = F.interpolate(
+                x, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False, antialias=True
+            )
         return (x - self.mean) / self.std
 
     def to_dict(self) -> dict[str, Any]:

@@ -39,8 +39,10 @@ def _in_ci() -> bool:
 def pytest_collection_modifyitems(config, items):
     if not _no_chromium() or _in_ci():
         return
-    skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM}: install Debian's chromium package "
-                                   "(apt-get install chromium) or set CHROMIUM=/path/to/chromium")
+    skip = pytest.mark.skip(
+        reason=f"no Chromium at {CHROMIUM}: install Debian's chromium package "
+        "(apt-get install chromium) or set CHROMIUM=/path/to/chromium"
+    )
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
@@ -50,8 +52,11 @@ def pytest_collection_modifyitems(config, items):
 def pytest_runtest_setup(item):
     """Under CI a browser test fails before its fixtures start JupyterLab, instead of being skipped."""
     if "browser" in item.keywords and _in_ci() and _no_chromium():
-        pytest.fail(f"CI=true but there is no Chromium at {CHROMIUM}: .ci/run installs it; "
-                    "browser tests are never skipped in CI", pytrace=False)
+        pytest.fail(
+            f"CI=true but there is no Chromium at {CHROMIUM}: .ci/run installs it; "
+            "browser tests are never skipped in CI",
+            pytrace=False,
+        )
 
 
 def pytest_terminal_summary(terminalreporter):

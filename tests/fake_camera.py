@@ -32,8 +32,11 @@ def build(out_dir: str | os.PathLike[str]) -> Path:
         raise RuntimeError("the stand-in camera needs a C compiler: install gcc (Debian: apt-get install gcc)")
     lib = Path(out_dir) / "fake_v4l2.so"
     if not lib.exists() or lib.stat().st_mtime < SOURCE.stat().st_mtime:
-        proc = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(lib), str(SOURCE), "-ldl", "-lpthread"],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [cc, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(lib), str(SOURCE), "-ldl", "-lpthread"],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode:
             raise RuntimeError(f"{SOURCE}: gcc failed:\n{proc.stderr}")
     return lib
@@ -57,13 +60,23 @@ def write_yuyv(path: str | os.PathLike[str], frames: Iterable[np.ndarray]) -> tu
     return size
 
 
-def camera_env(lib: Path, frames: str | os.PathLike[str], size: tuple[int, int], fps: float = 30.0,
-               device: str = "/dev/video0", base: dict[str, str] | None = None) -> dict[str, str]:
+def camera_env(
+    lib: Path,
+    frames: str | os.PathLike[str],
+    size: tuple[int, int],
+    fps: float = 30.0,
+    device: str = "/dev/video0",
+    base: dict[str, str] | None = None,
+) -> dict[str, str]:
     """Environment for a process that should see ``device`` as a camera (``fps`` 0: a frame whenever asked)."""
     env = dict(os.environ if base is None else base)
-    env.update({
-        "LD_PRELOAD": " ".join(p for p in (str(lib), env.get("LD_PRELOAD", "")) if p),
-        "FAKE_V4L2_DEVICE": device, "FAKE_V4L2_FRAMES": str(frames), "FAKE_V4L2_SIZE": f"{size[0]}x{size[1]}",
-        "FAKE_V4L2_FPS": str(fps),
-    })
+    env.update(
+        {
+            "LD_PRELOAD": " ".join(p for p in (str(lib), env.get("LD_PRELOAD", "")) if p),
+            "FAKE_V4L2_DEVICE": device,
+            "FAKE_V4L2_FRAMES": str(frames),
+            "FAKE_V4L2_SIZE": f"{size[0]}x{size[1]}",
+            "FAKE_V4L2_FPS": str(fps),
+        }
+    )
     return env

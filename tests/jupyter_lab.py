@@ -69,10 +69,20 @@ def running_lab(
         full_env["JUPYTER_CONFIG_PATH"] = str(paths.JUPYTER_CONFIG_DIR)
     full_env.update(env or {})
     cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-        "--ServerApp.port_retries=0", "--ServerApp.allow_remote_access=True",  # host names mapped to 127.0.0.1
-        "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.allow_remote_access=True",  # host names mapped to 127.0.0.1
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     # No "get notified about Jupyter news?" pop-up over the page, and no autosave: a notebook saved with a
     # widget's output would show that stale widget to the next test before its own cells have run.
@@ -83,7 +93,9 @@ def running_lab(
     (settings / "docmanager-extension" / "plugin.jupyterlab-settings").write_text('{"autosave": false}')
     log_path = home / "lab.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=root, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
@@ -107,8 +119,12 @@ def running_lab(
 
 def block_outside_requests(page: Any, allowed_host: str = "127.0.0.1") -> None:
     """Abort every request the page makes to a host other than ``allowed_host``."""
-    page.route("**/*", lambda route: route.continue_() if route.request.url.split("/")[2].split(":")[0]
-               == allowed_host else route.abort())
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if route.request.url.split("/")[2].split(":")[0] == allowed_host else route.abort()
+        ),
+    )
 
 
 def open_and_run_all(page: Any, url: str, ready_selector: str, timeout_ms: int = 120_000) -> None:
@@ -126,6 +142,27 @@ def open_and_run_all(page: Any, url: str, ready_selector: str, timeout_ms: int =
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_selector(ready_selector, state="visible", timeout=timeout_ms)
     page.wait_for_function(  # every cell has run: the widget on the page is the one this kernel serves
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+        timeout=timeout_ms,
+    )
+
+
+def show_file_browser(page: Any) -> None:
+    """Open JupyterLab's file browser in the left sidebar (where a person usually has it) and wait for it."""
+    page.evaluate("window.jupyterapp.commands.execute('filebrowser:activate')")
+    page.wait_for_selector("#filebrowser", state="visible", timeout=30_000)
+
+
+def rerun_all(page: Any, ready_selector: str, timeout_ms: int = 120_000) -> None:
+    """Clear the open notebook's outputs, run all its cells again and wait for ``ready_selector`` and an idle kernel.
+
+    Clearing first means the element waited for is the new run's, not a leftover of the previous one.
+    """
+    page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.wait_for_selector(ready_selector, state="detached", timeout=30_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(ready_selector, state="visible", timeout=timeout_ms)
+    page.wait_for_function(
         "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
         timeout=timeout_ms,
     )

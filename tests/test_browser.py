@@ -1,7 +1,9 @@
-"""MisclassificationBrowser and its tables: filtering, sorting, paging, export, detail view, label noise.
+"""MisclassificationBrowser and its parts: the table, filters, sorting, pages, jumps, the detail view, review marks,
+export, and label noise.
 
-The widget is driven from Python here (no front end); tests/test_browser_playwright.py drives it in a real
-browser. Probabilities are made up, so no model is trained; Grad-CAM uses a tiny timm-like network.
+The widget is driven from Python here (no front end; a grid or matrix message is handed to the widget as the
+browser would send it); tests/test_browser_playwright.py drives it in a real browser. Probabilities are made up,
+so no model is trained; Grad-CAM uses a tiny timm-like network.
 """
 
 from __future__ import annotations
@@ -22,23 +24,23 @@ import torch
 from torch import nn
 
 from fer_utils import CLASS_NAMES, NUM_CLASSES, plots
-from fer_utils.browser import (
-    LABEL_NOISE_CATEGORIES,
-    MisclassificationBrowser,
+from fer_utils.browser import MisclassificationBrowser
+from fer_utils.browser_widgets import png_data_uri
+from fer_utils.data import FERDataError, load_dataset
+from fer_utils.evaluate import SplitPredictions, misclassified
+from fer_utils.ferplus import FERPLUS_COLUMNS, ferplus_majority
+from fer_utils.label_noise import LABEL_NOISE_CATEGORIES, label_noise, label_noise_table
+from fer_utils.review import load_review
+from fer_utils.selection import (
+    FaceNotFound,
     Selection,
     export_selection,
-    label_noise,
-    label_noise_table,
     n_pages,
     page_rows,
     pair_examples,
-    png_data_uri,
     sample_table,
     select,
 )
-from fer_utils.data import load_dataset
-from fer_utils.evaluate import SplitPredictions, misclassified
-from fer_utils.ferplus import FERPLUS_COLUMNS, ferplus_majority
 from fer_utils.transforms import Preprocess
 
 
@@ -85,9 +87,26 @@ def votes_csv(tiny_csv, tmp_path_factory) -> Path:
     return path
 
 
+def make_browser(pred, tmp_path, **kwargs) -> MisclassificationBrowser:
+    """A browser whose export and review files are in the test's folder, never in the repository's reports/."""
+    kwargs = {
+        "page_size": 5,
+        "export_path": tmp_path / "sel.csv",
+        "review_path": tmp_path / "review.csv",
+        "model": TinyTimm(),
+        **kwargs,
+    }
+    return MisclassificationBrowser(pred, **kwargs)
+
+
 @pytest.fixture
 def browser(pred, tmp_path) -> MisclassificationBrowser:
-    return MisclassificationBrowser(pred, page_size=5, export_path=tmp_path / "sel.csv", model=TinyTimm())
+    return make_browser(pred, tmp_path)
+
+
+def send(widget, **content) -> None:
+    """Hand the widget a custom message as its front end would send it."""
+    widget._handle_custom_msg(content, [])
 
 
 @pytest.fixture(autouse=True)
@@ -110,14 +129,17 @@ def test_table_has_one_row_per_face_with_prediction_confidence_and_loss(pred):
     assert list(table.columns[-NUM_CLASSES:]) == list(CLASS_NAMES)
 
 
-@pytest.mark.parametrize("true_class, pred_class, outcome, conf", [
-    (None, None, "incorrect", (0.0, 1.0)),
-    (2, None, "incorrect", (0.0, 1.0)),
-    (None, 4, "all", (0.0, 1.0)),
-    (3, 3, "correct", (0.0, 1.0)),
-    (None, None, "all", (0.4, 0.7)),
-    (1, 5, "incorrect", (0.3, 1.0)),
-])
+@pytest.mark.parametrize(
+    "true_class, pred_class, outcome, conf",
+    [
+        (None, None, "incorrect", (0.0, 1.0)),
+        (2, None, "incorrect", (0.0, 1.0)),
+        (None, 4, "all", (0.0, 1.0)),
+        (3, 3, "correct", (0.0, 1.0)),
+        (None, None, "all", (0.4, 0.7)),
+        (1, 5, "incorrect", (0.3, 1.0)),
+    ],
+)
 def test_filters_keep_exactly_the_matching_faces(pred, true_class, pred_class, outcome, conf):
     table = sample_table(pred.data.labels, pred.probs, pred.data.index)
     got = select(table, Selection(true_class, pred_class, outcome, conf))
@@ -240,22 +262,28 @@ def test_code_and_widgets_stay_in_sync(browser):
 
 def test_clicking_a_confusion_cell_filters_to_that_pair(browser):
     ui = browser._build()
-    ui["confusion"].clicked = [1, 5, 1]
-    assert (browser.selection.true_class, browser.selection.pred_class, browser.selection.outcome) == (1, 5, "incorrect")
-    ui["confusion"].clicked = [3, 3, 2]
+    send(ui["confusion"], kind="cell", true=1, pred=5)
+    sel = browser.selection
+    assert (sel.true_class, sel.pred_class, sel.outcome) == (1, 5, "incorrect")
+    send(ui["confusion"], kind="cell", true=3, pred=3)
     assert browser.selection.outcome == "correct"
 
 
 def test_clicking_a_thumbnail_opens_its_detail_with_bars_and_heat_maps(browser):
     ui = browser._build()
     first = ui["grid"].items[0]
-    ui["grid"].clicked = [first["position"], 1]
-    html = ui["detail"].value
+    send(ui["grid"], kind="open", position=first["position"])
+    face = ui["detail"].face
     assert browser.selected == first["position"] and ui["grid"].selected == first["position"]
-    assert html.count('class="fer-prob-row"') == NUM_CLASSES
-    assert html.count('class="fer-heatmap"') == 2  # predicted and true class for a mistake
-    assert f"Row {first['index']} of tiny.csv (PrivateTest)" in html
-    assert "image-rendering: pixelated" in html
+    assert [p["name"] for p in face["probs"]] == list(CLASS_NAMES)
+    assert sum(p["p"] for p in face["probs"]) == pytest.approx(1.0, abs=1e-5)
+    assert {p["role"] for p in face["probs"]} == {"true", "pred", ""}
+    assert [m["title"] for m in face["maps"]] == [
+        f"Grad-CAM: {first['pred_name']} (predicted)",
+        f"Grad-CAM: {first['true_name']} (true)",
+    ]
+    assert (face["row"], face["source"], face["split"]) == (first["index"], "tiny.csv", "PrivateTest")
+    assert face["face"].startswith("data:image/png;base64,") and face["votes"] is None
 
 
 def test_thumbnails_are_the_faces_at_native_resolution(browser):
@@ -288,15 +316,19 @@ def test_text_fallback_says_what_matches(browser):
 # --------------------------------------------------------------------------- FER+ and label noise
 
 
-def test_ferplus_votes_join_by_row_and_show_in_the_detail(pred, votes_csv):
-    b = MisclassificationBrowser(pred, ferplus_path=votes_csv, model=TinyTimm())
+def test_ferplus_votes_join_by_row_and_show_in_the_detail(pred, votes_csv, tmp_path):
+    b = make_browser(pred, tmp_path, ferplus_path=votes_csv)
     votes = pd.read_csv(votes_csv).iloc[pred.data.index]
     np.testing.assert_array_equal(b.table["ferplus"], ferplus_majority(votes))
-    assert 'class="fer-ferplus"' in b.show(0)
+    np.testing.assert_array_equal(b.table[list(FERPLUS_COLUMNS)], votes[list(FERPLUS_COLUMNS)])
+    row = b.matches["index"].iat[0]
+    shown = b.show(row)["votes"]
+    expected = votes.set_index(pred.data.index).loc[row, list(FERPLUS_COLUMNS)]
+    assert [(v["name"], v["n"]) for v in shown] == list(expected.items())
 
 
-def test_label_noise_counts_whom_fer_plus_sides_with(pred, votes_csv):
-    table = MisclassificationBrowser(pred, ferplus_path=votes_csv, model=TinyTimm()).table
+def test_label_noise_counts_whom_fer_plus_sides_with(pred, votes_csv, tmp_path):
+    table = make_browser(pred, tmp_path, ferplus_path=votes_csv).table
     s = label_noise(table)
     wrong = table[~table["correct"]]
     m, y, p = wrong["ferplus"].to_numpy(), wrong["true"].to_numpy(), wrong["pred"].to_numpy()
@@ -325,7 +357,7 @@ def test_pair_examples_take_the_most_confident_mistakes_of_each_pair(pred):
     top = mis.groupby(["true_name", "pred_name"]).size().sort_values(ascending=False).index[:2]
     pairs = [{"true": t, "pred": p} for t, p in top]
     ex = pair_examples(table, pairs, per_pair=3)
-    for (t, p), pair in zip(top, pairs):
+    for t, p in top:
         rows = ex[ex["pair"] == f"{t} → {p}"]
         assert (rows["true_name"] == t).all() and (rows["pred_name"] == p).all()
         assert rows["confidence"].is_monotonic_decreasing and len(rows) <= 3
@@ -334,7 +366,7 @@ def test_pair_examples_take_the_most_confident_mistakes_of_each_pair(pred):
 def test_static_figures_are_written(browser, tmp_path, votes_csv, pred):
     browser.confused_pairs_figure(n_pairs=2, per_pair=3, save_to=tmp_path / "pairs.png")
     browser.details_figure(n=3, save_to=tmp_path / "details.png")
-    table = MisclassificationBrowser(pred, ferplus_path=votes_csv, model=TinyTimm()).table
+    table = make_browser(pred, tmp_path, ferplus_path=votes_csv).table
     plots.label_noise_plot(label_noise_table(table), save_to=tmp_path / "noise.png")
     plots.reliability_diagram(pred.data.labels, {"before": pred.probs}, save_to=tmp_path / "rel.png")
     for name in ("pairs.png", "details.png", "noise.png", "rel.png"):
@@ -349,3 +381,253 @@ def test_mistake_pngs_are_enlarged_crisp_faces(pred, tmp_path):
     assert img.shape[:2] == (192, 192)
     face = pred.data.images[mis["position"][0]] / 255.0
     np.testing.assert_allclose(img[::4, ::4, 0], face, atol=1 / 255 + 1e-6)
+
+
+# --------------------------------------------------------------------------- one table for the browser and evaluate
+
+
+def test_misclassified_is_the_wrong_rows_of_the_browser_table(pred):
+    table = sample_table(pred.data.labels, pred.probs, pred.data.index)
+    mis = misclassified(pred.data.labels, pred.probs, pred.data.index)
+    wrong = select(table, Selection())  # all mistakes, most confident first
+    pd.testing.assert_frame_equal(mis, wrong[list(mis.columns)], check_dtype=False)
+
+
+def test_sort_by_label_issue_puts_the_likeliest_label_errors_first(pred):
+    table = sample_table(pred.data.labels, pred.probs, pred.data.index)
+    rows = select(table, Selection(outcome="all", sort_by="label_issue"))
+    assert rows["label_issue"].is_monotonic_decreasing and len(rows) == len(table)
+
+
+# --------------------------------------------------------------------------- jumps: file rows and positions
+
+
+def test_show_takes_the_file_row_the_widget_shows_and_turns_to_its_page(browser):
+    browser.select(outcome="all", sort_by="index")
+    target = browser.matches.iloc[12]  # on page 3 of 5-face pages
+    face = browser.show(int(target["index"]))
+    assert face["row"] == target["index"] and browser.selected == target["position"] and browser.page == 2
+    ui = browser._build()
+    assert ui["grid"].selected == target["position"] and ui["page_jump"].value == 3
+    assert target["position"] in [it["position"] for it in ui["grid"].items]
+
+
+def test_show_also_takes_a_position_in_the_split(browser):
+    browser.select(outcome="all")
+    assert browser.show(position=7)["row"] == browser.table["index"].iat[7]
+
+
+def test_show_says_when_a_row_is_in_the_split_but_not_in_the_selection(browser):
+    correct = browser.table[browser.table["correct"]]["index"].iat[0]
+    with pytest.raises(
+        FaceNotFound,
+        match=rf"row {correct} is in PrivateTest but not in the current selection "
+        r"\(incorrect, .*widen the filters",
+    ):
+        browser.show(int(correct))
+
+
+def test_show_says_when_a_row_is_not_in_the_split(browser):
+    with pytest.raises(FaceNotFound, match=r"row 0 is not in PrivateTest \(28 faces, rows \d+-\d+ of the file\)"):
+        browser.show(0)  # row 0 of the file is a Training face
+    with pytest.raises(FaceNotFound, match="position 28 is outside PrivateTest's 0..27"):
+        browser.show(position=28)
+
+
+def test_jump_box_opens_a_row_and_says_in_the_status_where_it_is(browser):
+    ui = browser._build()
+    browser.select(outcome="all", sort_by="index")
+    row = int(browser.matches["index"].iat[11])
+    ui["jump"].value = f"#{row}"  # what Enter in the box sends
+    assert browser.selected == browser.matches["position"].iat[11] and browser.page == 2
+    assert f"#{row}: face 12 of 28 in this selection (page 3)" in ui["status"].value
+
+
+def test_jump_box_reports_a_row_outside_the_selection_in_the_status(browser):
+    ui = browser._build()
+    correct = int(browser.table[browser.table["correct"]]["index"].iat[0])
+    ui["jump"].value = str(correct)
+    assert "fer-error" in ui["status"].value and f"row {correct} is in PrivateTest but not" in ui["status"].value
+    ui["jump"].value = "twelve"
+    assert "&#x27;twelve&#x27; is not a row number" in ui["status"].value
+    assert ui["log"].outputs == ()  # no traceback under the widget
+
+
+def test_jump_box_takes_positions_too(browser):
+    ui = browser._build()
+    browser.select(outcome="all")
+    ui["jump_kind"].value = "position"
+    ui["jump"].value = "5"
+    assert browser.selected == 5
+
+
+def test_page_box_goes_to_page_n(browser):
+    ui = browser._build()
+    browser.select(outcome="all")
+    ui["page_jump"].value = 4
+    assert browser.page == 3 and ui["page"].value == "page 4 of 6"
+    assert [it["position"] for it in ui["grid"].items] == list(browser.matches["position"][15:20])
+
+
+def test_grid_keys_turn_pages(browser):
+    ui = browser._build()
+    browser.select(outcome="all")
+    send(ui["grid"], kind="page", delta=1)
+    send(ui["grid"], kind="page", delta=1)
+    send(ui["grid"], kind="page", delta=-1)
+    assert browser.page == 1
+
+
+# --------------------------------------------------------------------------- the detail follows the selection
+
+
+def test_a_filter_that_excludes_the_shown_face_clears_the_detail(browser):
+    ui = browser._build()
+    first = ui["grid"].items[0]
+    send(ui["grid"], kind="open", position=first["position"])
+    other = next(i for i, n in enumerate(CLASS_NAMES) if n != first["true_name"])
+    ui["true"].value = other
+    assert browser.selected is None and ui["detail"].face == {} and ui["grid"].selected == -1
+    assert ui["flag"].disabled and ui["relabel"].disabled
+
+
+def test_a_filter_that_keeps_the_shown_face_keeps_the_detail(browser):
+    ui = browser._build()
+    first = ui["grid"].items[0]
+    send(ui["grid"], kind="open", position=first["position"])
+    ui["true"].value = CLASS_NAMES.index(first["true_name"])
+    assert browser.selected == first["position"] and ui["detail"].face["position"] == first["position"]
+
+
+# --------------------------------------------------------------------------- status line: errors, never tracebacks
+
+
+def test_failed_export_names_the_path_and_why_in_the_status_and_shows_no_traceback(browser, tmp_path):
+    ui = browser._build()
+    ui["export"].click()
+    assert ui["status"].value.count("wrote") == 1
+    (tmp_path / "a_file").write_text("")
+    bad = tmp_path / "a_file" / "selection.csv"  # its folder is a file: cannot be written
+    ui["export_path"].value = str(bad)
+    ui["export"].click()
+    status = ui["status"].value
+    assert "fer-error" in status and "export failed: cannot write" in status and str(bad) in status
+    assert "wrote" not in status  # the earlier success is not shown as current
+    assert ui["log"].outputs == ()
+
+
+def test_every_action_rewrites_the_status(browser):
+    ui = browser._build()
+    ui["export"].click()
+    assert "wrote" in ui["status"].value
+    ui["outcome"].value = "all"
+    assert ui["status"].value == ""
+
+
+def test_export_from_code_raises_the_os_error(browser, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(OSError):
+        browser.export_csv(tmp_path / "a_file" / "x.csv")
+
+
+# --------------------------------------------------------------------------- review: flags and corrected labels
+
+
+def test_flag_and_relabel_are_saved_beside_the_report_and_read_by_a_new_browser(pred, tmp_path, votes_csv):
+    b = make_browser(pred, tmp_path, ferplus_path=votes_csv)
+    rows = b.table["index"].to_numpy()
+    b.flag(int(rows[3]))
+    b.relabel(int(rows[5]), label="Happy")
+    b.relabel(position=6, label=2)
+    b.relabel(position=6, label=None)  # taken back
+    review = load_review(tmp_path / "review.csv")
+    assert review["row"].tolist() == sorted([rows[3], rows[5]])
+    assert review.set_index("row")["corrected_label"].to_dict() == {rows[3]: "", rows[5]: "Happy"}
+    assert review.set_index("row").loc[rows[3], "flagged"]
+    votes = pd.read_csv(votes_csv).iloc[pred.data.index[5]]
+    assert review.set_index("row").loc[rows[5], list(FERPLUS_COLUMNS)].tolist() == votes[list(FERPLUS_COLUMNS)].tolist()
+
+    again = make_browser(pred, tmp_path, ferplus_path=votes_csv)
+    assert again.table["flagged"].tolist() == [i == 3 for i in range(len(rows))]
+    assert again.table["corrected"].tolist() == [CLASS_NAMES.index("Happy") if i == 5 else -1 for i in range(len(rows))]
+
+
+def test_review_rows_of_other_splits_are_kept_when_saving(pred, tiny_csv, tmp_path):
+    b = make_browser(pred, tmp_path)
+    b.flag(position=0)
+    public = load_dataset(tiny_csv).split("PublicTest")
+    probs = np.full((len(public), NUM_CLASSES), 1 / NUM_CLASSES, dtype=np.float32)
+    other = SplitPredictions(probs=probs, data=public, tta="none", meta=pred.meta, checkpoint=Path("unused.pt"))
+    make_browser(other, tmp_path).flag(position=1)
+    assert set(load_review(tmp_path / "review.csv")["split"]) == {"PrivateTest", "PublicTest"}
+    assert make_browser(pred, tmp_path).table["flagged"].sum() == 1
+
+
+def test_a_review_file_made_on_other_data_is_refused_when_opening(pred, tmp_path):
+    make_browser(pred, tmp_path).relabel(position=0, label="Happy")
+    path = tmp_path / "review.csv"
+    true_name = pred.meta["class_names"][pred.data.labels[0]]
+    other = next(n for n in CLASS_NAMES if n != true_name)
+    path.write_text(path.read_text().replace(f",{true_name},Happy,", f",{other},Happy,"))
+    with pytest.raises(FERDataError, match="the review was made on other data"):
+        make_browser(pred, tmp_path)
+
+
+def test_flag_key_in_the_grid_toggles_the_focused_face_and_marks_its_thumbnail(browser, tmp_path):
+    ui = browser._build()
+    first = ui["grid"].items[0]
+    send(ui["grid"], kind="flag", position=first["position"])
+    assert ui["grid"].items[0]["flagged"] and f"#{first['index']} flagged" in ui["status"].value
+    assert load_review(tmp_path / "review.csv")["row"].tolist() == [first["index"]]
+    send(ui["grid"], kind="flag", position=first["position"])
+    assert not ui["grid"].items[0]["flagged"] and load_review(tmp_path / "review.csv").empty
+
+
+def test_flag_button_and_label_dropdown_act_on_the_shown_face(browser):
+    ui = browser._build()
+    first = ui["grid"].items[0]
+    send(ui["grid"], kind="open", position=first["position"])
+    assert not ui["flag"].disabled
+    ui["flag"].value = True
+    ui["relabel"].value = CLASS_NAMES.index("Sad")
+    assert ui["detail"].face["flagged"] and ui["detail"].face["corrected_name"] == "Sad"
+    assert ui["grid"].items[0]["corrected_name"] == "Sad"
+    assert "relabelled Sad; saved to review.csv" in ui["status"].value
+
+
+def test_a_review_that_cannot_be_saved_is_reported_and_not_applied(pred, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    b = make_browser(pred, tmp_path, review_path=tmp_path / "a_file" / "review.csv")
+    ui = b._build()
+    first = ui["grid"].items[0]
+    send(ui["grid"], kind="open", position=first["position"])
+    ui["flag"].value = True
+    assert "flag failed: cannot save the review to" in ui["status"].value and "fer-error" in ui["status"].value
+    assert not b.table["flagged"].any() and ui["flag"].value is False
+    with pytest.raises(OSError):
+        b.flag(position=0)
+
+
+def test_reviewed_only_shows_flagged_and_relabelled_faces(browser):
+    browser.flag(position=2)
+    browser.relabel(position=9, label="Fear")
+    rows = browser.select(outcome="all", reviewed_only=True)
+    assert sorted(rows["position"]) == [2, 9]
+
+
+def test_relabel_refuses_an_unknown_class(browser):
+    with pytest.raises(ValueError, match="not a class name"):
+        browser.relabel(position=0, label="Joy")
+    with pytest.raises(ValueError, match="class index"):
+        browser.relabel(position=0, label=7)
+
+
+def test_export_includes_the_ten_votes_and_the_review_marks(pred, tmp_path, votes_csv):
+    b = make_browser(pred, tmp_path, ferplus_path=votes_csv)
+    b.select(outcome="all", sort_by="index")
+    b.relabel(position=4, label="Surprise")
+    df = pd.read_csv(b.export_csv(), keep_default_na=False)
+    assert list(df.columns[-len(FERPLUS_COLUMNS) - 3 :]) == [*FERPLUS_COLUMNS, "flagged", "corrected", "corrected_name"]
+    votes = pd.read_csv(votes_csv).iloc[pred.data.index]
+    np.testing.assert_array_equal(df[list(FERPLUS_COLUMNS)], votes[list(FERPLUS_COLUMNS)])
+    assert df["corrected_name"].tolist() == ["Surprise" if i == 4 else "" for i in range(len(df))]

@@ -17,8 +17,13 @@ def run_browser_tests(tmp_path, ci: bool):
     environ["CHROMIUM"] = str(tmp_path / "no-chromium")
     if ci:
         environ["CI"] = "true"
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *BROWSER_TESTS],
-                          capture_output=True, text=True, env=environ, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *BROWSER_TESTS],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=300,
+    )
 
 
 def test_without_chromium_browser_tests_are_skipped_with_how_to_install(tmp_path):

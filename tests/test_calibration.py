@@ -84,11 +84,16 @@ def test_summary_on_another_split_reports_both_eces(overconfident):
 def test_temperature_round_trips_through_json(tmp_path, overconfident):
     labels, sharp, _ = overconfident
     fit = cal.fit_temperature(labels, sharp)
-    path = cal.save_temperature(tmp_path / cal.TEMPERATURE_FILE, fit, checkpoint="models/x/best.pt", tta="flip",
-                                data_md5="abc")
+    path = cal.save_temperature(
+        tmp_path / cal.TEMPERATURE_FILE, fit, checkpoint="models/x/best.pt", tta="flip", data_md5="abc"
+    )
     stored = json.loads(path.read_text())
     assert stored["temperature"] == fit.temperature
-    assert stored["fit"]["split"] == "PublicTest" and stored["tta"] == "flip" and stored["checkpoint"] == "models/x/best.pt"
+    assert (
+        stored["fit"]["split"] == "PublicTest"
+        and stored["tta"] == "flip"
+        and stored["checkpoint"] == "models/x/best.pt"
+    )
     assert cal.load_temperature(path) == fit.temperature
 
 

@@ -10,9 +10,15 @@ from fer_utils.transforms import Preprocess
 def make_ckpt(**extra):
     cfg = ModelConfig(arch="resnet10t")
     model, _ = create_model(cfg)
-    return {"format": ck.FORMAT, "model_config": cfg.to_dict(), "state_dict": model.state_dict(),
-            "class_names": ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"],
-            "preprocess": Preprocess(crop_size=44).to_dict(), "tta": "tencrop", **extra}
+    return {
+        "format": ck.FORMAT,
+        "model_config": cfg.to_dict(),
+        "state_dict": model.state_dict(),
+        "class_names": ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"],
+        "preprocess": Preprocess(crop_size=44).to_dict(),
+        "tta": "tencrop",
+        **extra,
+    }
 
 
 def test_round_trip_preserves_weights_and_metadata(tmp_path):
@@ -88,7 +94,11 @@ def test_export_drops_training_state_and_halves_weights(tmp_path):
     raw = torch.load(tmp_path / "release.pt", weights_only=True)
     assert not {"optimizer", "scheduler", "scaler"} & raw.keys()
     assert all(v.dtype == torch.float16 for v in raw["state_dict"].values() if v.is_floating_point())
-    assert raw["tta"] == "flip" and raw["evaluation"] == evaluation and raw["exported_from"] == {"file": "best.pt", "epoch": 3}
+    assert (
+        raw["tta"] == "flip"
+        and raw["evaluation"] == evaluation
+        and raw["exported_from"] == {"file": "best.pt", "epoch": 3}
+    )
     assert (tmp_path / "release.pt").stat().st_size < 0.6 * (tmp_path / "best.pt").stat().st_size
 
     full, _ = load_model(tmp_path / "best.pt")
@@ -104,7 +114,12 @@ def test_export_command_prints_checksum_and_refuses_bad_input(tmp_path, capsys):
 
     save_checkpoint(tmp_path / "best.pt", make_ckpt())
     (tmp_path / "eval.json").write_text(json.dumps({"accuracy": 0.5}))
-    assert ck.main(["export", str(tmp_path / "best.pt"), str(tmp_path / "r.pt"), "--evaluation", str(tmp_path / "eval.json")]) == 0
+    assert (
+        ck.main(
+            ["export", str(tmp_path / "best.pt"), str(tmp_path / "r.pt"), "--evaluation", str(tmp_path / "eval.json")]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert load_checkpoint(tmp_path / "r.pt", expected_sha256=out["sha256"])["evaluation"] == {"accuracy": 0.5}
     assert ck.main(["export", str(tmp_path / "missing.pt"), str(tmp_path / "r2.pt")]) == 2

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +17,7 @@ from fer_utils.eda import (
     not_a_face,
     uniform_images,
 )
+from fer_utils.ferplus import FERPLUS_COLUMNS
 
 
 @pytest.fixture
@@ -88,32 +86,10 @@ def test_uniform_images_finds_blank_and_near_blank_faces() -> None:
 
 # --------------------------------------------------------------------------- FER+
 
-# Vote columns as in the FER+ file (fer2013new.csv).
-VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
-VOTE_TO_FER = {"neutral": 6, "happiness": 3, "surprise": 5, "sadness": 4, "anger": 0, "disgust": 1, "fear": 2}
-
-
-def _standin_majority(votes: pd.DataFrame) -> np.ndarray:
-    """The spec's rule on unambiguous votes: the FER label of the top column, -1 if it is not an emotion."""
-    top = votes[list(VOTE_COLUMNS)].to_numpy().argmax(axis=1)
-    return np.array([VOTE_TO_FER.get(VOTE_COLUMNS[t], -1) for t in top], dtype=np.int64)
-
-
-@pytest.fixture
-def ferplus_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    """The real fer_utils.ferplus when it exists, else a minimal stand-in."""
-    try:
-        import fer_utils.ferplus as module
-    except ModuleNotFoundError:
-        module = types.ModuleType("fer_utils.ferplus")
-        module.FERPLUS_COLUMNS = VOTE_COLUMNS  # type: ignore[attr-defined]
-        module.ferplus_majority = _standin_majority  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "fer_utils.ferplus", module)
-    return module
-
 
 def _votes(rows: list[dict[str, int]]) -> pd.DataFrame:
-    return pd.DataFrame([{c: r.get(c, 0) for c in VOTE_COLUMNS} for r in rows])
+    """FER+ vote counts, one row per dict; columns left out get no votes."""
+    return pd.DataFrame([{c: r.get(c, 0) for c in FERPLUS_COLUMNS} for r in rows])
 
 
 # Angry agreed; Happy agreed; Sad relabelled Neutral; not a face; contempt (no FER emotion).
@@ -127,12 +103,12 @@ VOTES = [
 ]
 
 
-def test_not_a_face_needs_a_strict_majority_of_votes(ferplus_module: types.ModuleType) -> None:
+def test_not_a_face_needs_a_strict_majority_of_votes() -> None:
     votes = _votes([{"NF": 6, "neutral": 4}, {"NF": 5, "neutral": 5}, {"NF": 4, "neutral": 3, "sadness": 3}])
     assert not_a_face(votes).tolist() == [True, False, False]
 
 
-def test_ferplus_agreement_counts(ferplus_module: types.ModuleType) -> None:
+def test_ferplus_agreement_counts() -> None:
     a = ferplus_agreement(FER_LABELS, _votes(VOTES))
     assert (a["n"], a["n_majority"], a["n_agree"]) == (5, 3, 2)
     assert a["agreement"] == pytest.approx(2 / 3) and a["agreement_all"] == pytest.approx(2 / 5)
@@ -140,7 +116,7 @@ def test_ferplus_agreement_counts(ferplus_module: types.ModuleType) -> None:
     assert a["per_class"]["Angry"] == 1.0 and a["per_class"]["Sad"] == 0.0
 
 
-def test_ferplus_confusion_table(ferplus_module: types.ModuleType) -> None:
+def test_ferplus_confusion_table() -> None:
     table = ferplus_confusion(FER_LABELS, _votes(VOTES))
     assert list(table.index) == list(CLASS_NAMES)
     assert list(table.columns) == [*CLASS_NAMES, "NF", NO_MAJORITY]
@@ -148,6 +124,6 @@ def test_ferplus_confusion_table(ferplus_module: types.ModuleType) -> None:
     assert table.loc["Fear", NO_MAJORITY] == 1 and table.to_numpy().sum() == 5
 
 
-def test_ferplus_comparison_refuses_unaligned_rows(ferplus_module: types.ModuleType) -> None:
-    with pytest.raises(ValueError, match="iloc"):
+def test_ferplus_comparison_refuses_unaligned_rows() -> None:
+    with pytest.raises(ValueError, match="align_votes"):
         ferplus_agreement(FER_LABELS[:3], _votes(VOTES))

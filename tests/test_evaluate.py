@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+import fer_utils.transforms
 from fer_utils import CLASS_NAMES, NUM_CLASSES, evaluate
 from fer_utils.evaluate import compute_metrics, misclassified, most_confused_pairs, save_metrics
 
@@ -108,6 +109,7 @@ def test_save_metrics_writes_json(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- predict
 
+
 class TinyNet(nn.Module):
     """Any input size -> NUM_CLASSES logits; records whether it ran under inference mode."""
 
@@ -156,7 +158,7 @@ def test_predict_averages_softmax_over_views(faces: np.ndarray, monkeypatch: pyt
         v = x[:, None].float() / 255
         return [v, 1 - v]
 
-    monkeypatch.setattr(evaluate, "_tta_views", two_views)
+    monkeypatch.setattr(fer_utils.transforms, "tta_views", two_views)
     model = TinyNet()
     probs = evaluate.predict(model, faces, preprocess=None, tta="flip")  # type: ignore[arg-type]
     with torch.no_grad():
@@ -194,6 +196,7 @@ class FakeData:
 def fake_checkpoint(tmp_path: Path, faces: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A checkpoint path whose loading is replaced by a TinyNet with recorded TTA "flip"."""
     import fer_utils.checkpoint
+    import fer_utils.data
     from fer_utils.transforms import Preprocess
 
     path = tmp_path / "best.pt"
@@ -201,7 +204,7 @@ def fake_checkpoint(tmp_path: Path, faces: np.ndarray, monkeypatch: pytest.Monke
     meta = {"class_names": CLASS_NAMES, "preprocess": Preprocess(mean=0.5, std=0.25), "tta": "flip"}
     monkeypatch.setattr(fer_utils.checkpoint, "load_model", lambda p, device="cpu": (TinyNet(), meta))
     data = FakeData(faces, np.arange(7) % NUM_CLASSES)
-    monkeypatch.setattr(evaluate, "_load_data", lambda d: data)
+    monkeypatch.setattr(fer_utils.data, "load_dataset", lambda path, **kw: data)
     return path
 
 

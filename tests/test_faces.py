@@ -1,4 +1,4 @@
-"""Face detection and the face crop that feeds the one preprocessing path (fer_utils.faces).
+"""Face detection and the face crop that feeds the one preprocessing path (fer_utils.live.detect).
 
 The face is a real one (NASA, public domain; fer_utils/assets), never a FER2013 image.
 """
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_utils.faces import (
+from fer_utils.live.detect import (
     HAAR_FRAMING,
     Box,
     HaarDetector,
@@ -22,7 +22,7 @@ from fer_utils.faces import (
     make_detector,
     to_gray,
 )
-from fer_utils.realtime import sample_frames
+from fer_utils.live.sources import sample_frames
 from fer_utils.transforms import Preprocess
 
 

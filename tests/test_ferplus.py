@@ -1,4 +1,5 @@
-"""fer_utils.ferplus: reading FER+ votes, validating them, and the majority label."""
+"""fer_utils.ferplus: reading FER+ votes, validating them, and the majority label; and beside it,
+fer_utils.label_noise: ranking likely label errors by confident learning and checking the ranking against FER+."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 
 from fer_utils import CLASS_NAMES
 from fer_utils.data import FERDataError, read_fer2013
-from fer_utils.ferplus import (FERPLUS_COLUMNS, FERPLUS_TO_FER, align_votes, ferplus_majority,
-                               read_ferplus, vote_shares)
+from fer_utils.ferplus import FERPLUS_COLUMNS, FERPLUS_TO_FER, align_votes, ferplus_majority, read_ferplus, vote_shares
+from fer_utils.label_noise import confident_thresholds, label_issue_precision, label_issue_scores, precision_markdown
 
 HEADER = "Usage,Image name," + ",".join(FERPLUS_COLUMNS)
 #          neutral happy surprise sad anger disgust fear contempt unknown NF
@@ -120,3 +121,106 @@ def test_vote_shares_renormalise_the_seven_emotions_and_leave_out_non_faces() ->
     assert shares[1, CLASS_NAMES.index("Happy")] == pytest.approx(1.0)  # the unknown vote is dropped
     assert shares[4, neutral] == pytest.approx(1.0)  # contempt and unknown dropped, one neutral vote left
     assert not shares[2].any()  # all ten votes say "not a face"
+
+
+# --------------------------------------------------------------------------- likely label errors (label_noise)
+
+
+def test_confident_thresholds_are_each_class_mean_self_confidence() -> None:
+    labels = np.array([0, 0, 1, 1])
+    probs = np.array([[0.9, 0.1, 0.0], [0.7, 0.3, 0.0], [0.2, 0.8, 0.0], [0.4, 0.6, 0.0]])
+    assert confident_thresholds(labels, probs) == pytest.approx([0.8, 0.7, 1.0])  # class 2: no faces
+
+
+def test_a_face_that_looks_like_another_class_scores_highest_and_alone_above_zero() -> None:
+    confident = {0: [0.9, 0.05, 0.05], 1: [0.05, 0.9, 0.05], 2: [0.05, 0.05, 0.9]}
+    labels = [k for k in confident for _ in range(4)] + [0]
+    probs = np.array([confident[k] for k in confident for _ in range(4)] + [[0.1, 0.1, 0.8]])
+    scores = label_issue_scores(labels, probs)
+    assert int(np.argmax(scores)) == len(labels) - 1
+    assert (scores > 0).tolist() == [False] * 12 + [True]
+
+
+def test_thresholds_find_a_mislabelled_face_of_an_under_confident_class() -> None:
+    # The model never gives class 1 more than 0.4, so arg-max agrees with label 0 on the last face, yet
+    # relative to what each class usually gets, class 1 is the more clearly present one.
+    labels = [0, 0, 0, 1, 1, 1, 2, 2, 2, 0]
+    probs = np.array([[0.9, 0.1, 0.0]] * 3 + [[0.6, 0.4, 0.0]] * 3 + [[0.0, 0.0, 1.0]] * 3 + [[0.55, 0.45, 0.0]])
+    scores = label_issue_scores(labels, probs)
+    assert scores[-1] == pytest.approx(0.3125)
+    assert (scores[:-1] < 0).all()
+
+
+def test_scores_rank_faces_as_cleanlab_adjusted_normalized_margin_does() -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(len(CLASS_NAMES), 0.5), size=300)
+    labels = rng.integers(0, len(CLASS_NAMES), 300)
+    # cleanlab's get_label_quality_scores(method="normalized_margin", adjust_pred_probs=True), written out
+    t = confident_thresholds(labels, probs)
+    adjusted = probs - t + t.max()
+    adjusted /= adjusted.sum(axis=1, keepdims=True)
+    own = adjusted[np.arange(300), labels]
+    others = np.where(np.eye(len(CLASS_NAMES), dtype=bool)[labels], -np.inf, adjusted).max(axis=1)
+    quality = (own - others + 1) / 2
+    scores = label_issue_scores(labels, probs)
+    np.testing.assert_array_equal(np.argsort(-scores, kind="stable"), np.argsort(quality, kind="stable"))
+
+
+def test_scores_refuse_labels_that_do_not_match_the_probabilities() -> None:
+    with pytest.raises(ValueError, match="labels must have shape"):
+        label_issue_scores([0, 1], np.full((3, 2), 0.5))
+    with pytest.raises(ValueError, match="integers in 0..1"):
+        label_issue_scores([0, 2], np.full((2, 2), 0.5))
+
+
+def test_precision_counts_fer_plus_disagreements_in_the_top_k_against_the_base_rate() -> None:
+    scores = [5, 4, 3, 2, 1, 0]
+    labels = [0, 0, 0, 0, 0, 0]
+    majority = [1, 1, -1, 0, 1, 0]  # disagrees, disagrees, no majority, agrees, disagrees, agrees
+    table = label_issue_precision(scores, labels, majority, ks=(1, 2, 4, 10))
+    assert table["k"].tolist() == [1, 2, 4, 6]  # 10 is more faces than there are
+    assert table["disagree"].tolist() == [1, 2, 2, 3]
+    assert table["precision"].tolist() == pytest.approx([1.0, 1.0, 0.5, 0.5])
+    assert (table["base_rate"] == 0.5).all()
+    assert table["lift"].tolist() == pytest.approx([2.0, 2.0, 1.0, 1.0])
+
+
+def test_precision_table_reads_as_markdown() -> None:
+    table = label_issue_precision([5, 4, 3, 2], [0, 0, 0, 0], [1, 0, 0, 0], ks=(1, 4))
+    assert precision_markdown(table).splitlines() == [
+        "| top k | FER+ majority differs | precision | base rate | lift |",
+        "|---:|---:|---:|---:|---:|",
+        "| 1 | 1 | 100.0% | 25.0% | 4.00x |",
+        "| 4 | 1 | 25.0% | 25.0% | 1.00x |",
+    ]
+
+
+def test_precision_breaks_score_ties_in_data_order() -> None:
+    table = label_issue_precision([1.0, 1.0, 1.0], [0, 0, 0], [0, 1, 1], ks=(1, 2))
+    assert table["disagree"].tolist() == [0, 1]
+
+
+def test_precision_without_any_disagreement_has_no_lift() -> None:
+    table = label_issue_precision([0.3, 0.2], [0, 1], [0, 1], ks=(1,))
+    assert table["base_rate"].iat[0] == 0 and np.isnan(table["lift"].iat[0])
+
+
+def test_precision_refuses_a_k_below_one_and_arrays_of_other_lengths() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        label_issue_precision([0.5], [0], [0], ks=(0,))
+    with pytest.raises(ValueError, match="one length"):
+        label_issue_precision([0.5, 0.1], [0], [0])
+
+
+def test_ranking_finds_planted_label_errors_far_above_the_base_rate() -> None:
+    rng = np.random.default_rng(1)
+    n, c = 2000, len(CLASS_NAMES)
+    truth = rng.integers(0, c, n)
+    probs = rng.dirichlet(np.full(c, 0.3), size=n) * 0.5
+    probs[np.arange(n), truth] += 0.5  # a decent model of the true class
+    labels = truth.copy()
+    flipped = rng.random(n) < 0.1
+    labels[flipped] = (truth[flipped] + rng.integers(1, c, flipped.sum())) % c
+    table = label_issue_precision(label_issue_scores(labels, probs), labels, truth, ks=(100,))
+    assert table["base_rate"].iat[0] == pytest.approx(flipped.mean())
+    assert table["precision"].iat[0] > 0.9

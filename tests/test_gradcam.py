@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from fer_utils import NUM_CLASSES
-from fer_utils.gradcam import grad_cam, overlay
+from fer_utils.gradcam import _correlations, choose_layer, compare_layers, grad_cam, map_sides, overlay, stage_layers
 from fer_utils.transforms import Preprocess
 
 
@@ -128,3 +128,53 @@ def test_overlay_is_an_rgb_image_of_the_face_size():
     assert rgb[0, 5, 2] > rgb[0, 5, 0]  # cold = blue
     with pytest.raises(ValueError, match="same 2-D shape"):
         overlay(face, heat[:10])
+
+
+def test_map_correlation_is_one_for_equal_maps_minus_one_for_opposite_and_undefined_for_flat():
+    a = np.random.default_rng(0).random((2, 48, 48))
+    flat = np.zeros((1, 48, 48))
+    assert np.allclose(_correlations(a, a), 1.0)
+    assert np.allclose(_correlations(a, 1 - a), -1.0)
+    assert np.isnan(_correlations(a[:1], flat)).all()
+
+
+def test_layer_comparison_lists_every_stage_with_its_native_map_side():
+    from fer_utils.model import ModelConfig, create_model
+
+    torch.manual_seed(0)
+    model, _ = create_model(ModelConfig(arch="efficientnet_b0", zero_init_last=False))
+    pre = Preprocess(crop_size=44)
+    layers = stage_layers(model)
+    assert layers[-1] == "(last)" and "blocks.2" in layers
+    sides = map_sides(model, pre, layers)
+    assert sides["blocks.2"] == 6 and sides["(last)"] == 2  # 44 px through strides of 8 and 32
+    faces = np.random.default_rng(0).integers(0, 256, size=(4, 48, 48), dtype=np.uint8)
+    table = compare_layers(model, faces, pre, [0, 1, 2, 3], [4, 5, 6, 0], layers=["blocks.2", "(last)"])
+    assert list(table["layer"]) == ["blocks.2", "(last)"] and list(table["map_side"]) == [6, 2]
+    defined = table.dropna()
+    assert ((defined["class_correlation"] >= -1) & (defined["class_correlation"] <= 1)).all()
+
+
+def test_halves_net_maps_for_its_two_classes_are_anticorrelated():
+    table = compare_layers(
+        HalvesNet(), BRIGHT, PRE48, np.zeros(len(BRIGHT), int), np.ones(len(BRIGHT), int), layers=["(last)"]
+    )
+    assert table.loc[0, "class_correlation"] < -0.5  # left half against right half
+
+
+def test_layer_choice_takes_the_most_class_specific_map_of_at_least_3x3():
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {
+            "layer": ["blocks.2", "blocks.4", "blocks.6", "(last)"],
+            "map_side": [6, 3, 2, 2],
+            "class_correlation": [0.5, 0.3, 0.1, 0.9],
+            "face_spread": [0.4, 0.3, 0.2, 0.1],
+        }
+    )
+    assert choose_layer(table) == "blocks.4"  # blocks.6 separates better but its map is 2x2
+    assert choose_layer(table, min_side=2) == "blocks.6"
+    assert choose_layer(table.assign(class_correlation=[0.5, 0.3, 0.1, 0.0]), min_side=2) is None  # "(last)"
+    with pytest.raises(ValueError, match="at least 7x7"):
+        choose_layer(table, min_side=7)

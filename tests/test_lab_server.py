@@ -1,4 +1,4 @@
-"""The repository's Jupyter Server settings (jupyter_config/, fer_utils.lab_server) as Jupyter loads them."""
+"""The repository's Jupyter Server settings (jupyter_config/, fer_utils.live.lab_server) as Jupyter loads them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
 
-from fer_utils import lab_server, paths
+from fer_utils import paths
+from fer_utils.live import lab_server
 
 LOAD = """
 import json
@@ -34,12 +35,22 @@ sys.meta_path.insert(0, HideFerUtils())
 
 def load_server_settings(tmp_path, config_path: str | None, prelude: str = "") -> tuple[dict, str]:
     env = {k: v for k, v in os.environ.items() if k != "JUPYTER_CONFIG_PATH"}
-    env.update(JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-               JUPYTER_DATA_DIR=str(tmp_path / "data"))
+    env.update(
+        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+        JUPYTER_DATA_DIR=str(tmp_path / "data"),
+    )
     if config_path:
         env["JUPYTER_CONFIG_PATH"] = config_path
-    out = subprocess.run([sys.executable, "-c", prelude + LOAD], env=env, cwd=tmp_path, capture_output=True, text=True,
-                         timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", prelude + LOAD],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
 
 
@@ -49,7 +60,7 @@ def test_make_lab_settings_add_to_jupyters_defaults(tmp_path):
     assert "comm_msg" not in default["untracked"]
     assert project["untracked"] == default["untracked"] + ["comm_msg"]  # appended, Jupyter's own list kept
     assert default["connection"].endswith("ZMQChannelsWebsocketConnection")
-    assert project["connection"] == "fer_utils.lab_server.LowLatencyWebsocketConnection"
+    assert project["connection"] == "fer_utils.live.lab_server.LowLatencyWebsocketConnection"
 
 
 def test_a_jupyter_that_cannot_import_fer_utils_starts_with_its_defaults_and_says_so(tmp_path):

@@ -98,8 +98,8 @@ def test_zero_init_last_makes_every_residual_block_start_as_identity():
     assert len(seen) >= 9 and all(seen.values())
 
 
-def test_zero_init_last_is_off_by_default():
-    model, _ = create_model(ModelConfig(arch="efficientnet_b0"))
+def test_zero_init_last_can_be_turned_off():
+    model, _ = create_model(ModelConfig(arch="efficientnet_b0", zero_init_last=False))
     scales = [m.bn3.weight for m in model.modules() if getattr(m, "has_skip", False) and hasattr(m, "bn3")]
     assert scales and all(bool((w != 0).all()) for w in scales)
 

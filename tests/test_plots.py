@@ -50,8 +50,11 @@ def _groups() -> pd.DataFrame:
 
 CASES: dict[str, Callable[[np.ndarray, np.ndarray], dict]] = {
     "class_counts_bar": lambda x, y: {
-        "counts": pd.DataFrame([[5, 1, 4, 9, 6, 3, 6, 34], [1, 0, 1, 2, 1, 1, 1, 7]],
-                               index=["Training", "PublicTest"], columns=[*CLASS_NAMES, "total"]),  # fmt: skip
+        "counts": pd.DataFrame(
+            [[5, 1, 4, 9, 6, 3, 6, 34], [1, 0, 1, 2, 1, 1, 1, 7]],
+            index=["Training", "PublicTest"],
+            columns=[*CLASS_NAMES, "total"],
+        ),  # fmt: skip
     },
     "sample_grid": lambda x, y: {"images": x, "labels": y, "per_class": 2, "seed": 0},
     "mean_faces": lambda x, y: {"images": x, "labels": y},
@@ -62,8 +65,15 @@ CASES: dict[str, Callable[[np.ndarray, np.ndarray], dict]] = {
         )
     },
     "learning_curves": lambda x, y: {
-        "summary_df": pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.8, 1.4, 1.2], "val_loss": [1.7, 1.5, 1.4],
-                                    "val_accuracy": [0.3, 0.45, 0.5], "lr": [1e-3, 8e-4, 5e-4]})  # fmt: skip
+        "summary_df": pd.DataFrame(
+            {
+                "epoch": [1, 2, 3],
+                "train_loss": [1.8, 1.4, 1.2],
+                "val_loss": [1.7, 1.5, 1.4],
+                "val_accuracy": [0.3, 0.45, 0.5],
+                "lr": [1e-3, 8e-4, 5e-4],
+            }
+        )  # fmt: skip
     },
     "confusion_matrix_plot": lambda x, y: {"cm": np.arange(NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)},
     "mistakes_grid": lambda x, y: {"images": x, "mis_df": _mistakes(), "n": 2},

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -19,23 +20,15 @@ import pytest
 import torch
 
 import fer_utils.checkpoint as ck
-import fer_utils.inference as inference
+import fer_utils.live.classify as classify
 from fer_utils import CLASS_NAMES, paths
-from fer_utils.checkpoint import CheckpointError
-from fer_utils.faces import Box
-from fer_utils.inference import FaceClassifier, resolve_checkpoint
+from fer_utils.checkpoint import CheckpointError, resolve_checkpoint
+from fer_utils.live.classify import FaceClassifier
+from fer_utils.live.detect import Box, HaarDetector, crop_face, to_gray
+from fer_utils.live.pipeline import CorruptFrameError, FaceSmoother, Pipeline
+from fer_utils.live.runner import csv_header, main, run
+from fer_utils.live.sources import make_sample_clip, resolve_source, sample_frames, write_y4m
 from fer_utils.model import ModelConfig, create_model
-from fer_utils.realtime import (
-    CorruptFrameError,
-    FaceSmoother,
-    Pipeline,
-    csv_header,
-    main,
-    make_sample_clip,
-    run,
-    sample_frames,
-    write_y4m,
-)
 from fer_utils.transforms import Preprocess
 
 
@@ -44,10 +37,17 @@ def make_checkpoint(path: Path, arch: str = "test_efficientnet", seed: int = 0) 
     torch.manual_seed(seed)
     cfg = ModelConfig(arch=arch)
     model, _ = create_model(cfg)
-    return ck.save_checkpoint(path, {
-        "format": ck.FORMAT, "model_config": cfg.to_dict(), "state_dict": model.state_dict(),
-        "class_names": list(CLASS_NAMES), "preprocess": Preprocess(crop_size=44).to_dict(), "tta": "flip",
-    })
+    return ck.save_checkpoint(
+        path,
+        {
+            "format": ck.FORMAT,
+            "model_config": cfg.to_dict(),
+            "state_dict": model.state_dict(),
+            "class_names": list(CLASS_NAMES),
+            "preprocess": Preprocess(crop_size=44).to_dict(),
+            "tta": "flip",
+        },
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -84,8 +84,6 @@ def pipeline(files, tmp_path_factory):
 
 
 def _faces(n: int = 3) -> np.ndarray:
-    from fer_utils.faces import HaarDetector, crop_face, to_gray
-
     det = HaarDetector()
     grays = [to_gray(f) for f in sample_frames(n, seed=2)]
     return np.stack([crop_face(g, det.detect(g)[0], det.framing) for g in grays])
@@ -99,7 +97,7 @@ def test_onnx_classifier_agrees_with_pytorch(files):
     onnx = FaceClassifier(files["ckpt"], backend="onnx")
     torch_clf = FaceClassifier(files["ckpt"], backend="torch")
     assert onnx.backend == "onnx" and torch_clf.backend == "torch"
-    assert onnx.verification["max_abs_diff"] <= inference.ONNX_ATOL
+    assert onnx.verification["max_abs_diff"] <= classify.ONNX_ATOL
     p_onnx, p_torch = onnx.predict(faces), torch_clf.predict(faces)
     assert p_onnx.shape == (3, len(CLASS_NAMES)) and p_onnx.dtype == np.float32
     np.testing.assert_allclose(p_onnx, p_torch, atol=1e-5)
@@ -116,17 +114,17 @@ def test_onnx_export_happens_once_per_checkpoint(files):
 
 def test_auto_backend_falls_back_to_pytorch_when_export_fails(files, monkeypatch):
     def broken(*args, **kwargs):
-        raise inference.ExportError("no exporter")
+        raise classify.ExportError("no exporter")
 
-    monkeypatch.setattr(inference, "onnx_for_checkpoint", broken)
+    monkeypatch.setattr(classify, "onnx_for_checkpoint", broken)
     clf = FaceClassifier(files["ckpt"], backend="auto")
     assert clf.backend == "torch" and "no exporter" in clf.backend_note
     assert torch.get_num_threads() == 1
 
 
 def test_no_checkpoint_anywhere_names_what_was_looked_for(tmp_path, monkeypatch):
-    monkeypatch.setattr(inference, "SHIPPED_MODEL", tmp_path / "shipped.pt")
-    monkeypatch.setattr(inference, "DEFAULT_RUN_CHECKPOINT", tmp_path / "runs" / "best.pt")
+    monkeypatch.setattr(ck, "SHIPPED_MODEL", tmp_path / "shipped.pt")
+    monkeypatch.setattr(ck, "DEFAULT_RUN_CHECKPOINT", tmp_path / "runs" / "best.pt")
     with pytest.raises(CheckpointError, match=r"shipped\.pt.*runs/best\.pt.*--checkpoint"):
         resolve_checkpoint(None)
 
@@ -163,6 +161,20 @@ def test_corrupt_jpeg_bytes_raise_a_corrupt_frame_error(pipeline):
         pipeline.process_jpeg(b"\xff\xd8 not really a jpeg")
 
 
+def test_montage_frames_spread_over_the_frames_the_source_has(files, pipeline):
+    _, kept = run(str(files["clip"]), pipeline, max_frames=100, keep_frames=4)  # the clip has 30 frames
+    assert len(kept) == 4
+
+
+def test_relative_sources_are_taken_from_the_working_directory_else_the_repository_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    assert resolve_source("clip.mp4") == str((tmp_path / "clip.mp4").resolve())
+    assert resolve_source("notebooks/05_webcam.ipynb") == str(paths.REPO_ROOT / "notebooks" / "05_webcam.ipynb")
+    assert resolve_source("*.mp4") == "*.mp4"  # a glob that matches here stays as typed
+    assert resolve_source("0") == "0"  # a camera index
+
+
 def test_smoothing_follows_a_face_and_damps_flicker():
     smoother = FaceSmoother(smoothing=0.6)
     a, b = np.eye(2, dtype=np.float32)
@@ -183,8 +195,21 @@ def test_smoothing_follows_a_face_and_damps_flicker():
 
 def test_cli_writes_annotated_video_json_and_csv(files, tmp_path, capsys):
     out = {k: tmp_path / f"run.{k}" for k in ("mp4", "json", "csv")}
-    code = main(["--source", str(files["clip"]), "--checkpoint", str(files["ckpt"]), "--no-window",
-                 "--output", str(out["mp4"]), "--json", str(out["json"]), "--csv", str(out["csv"])])
+    code = main(
+        [
+            "--source",
+            str(files["clip"]),
+            "--checkpoint",
+            str(files["ckpt"]),
+            "--no-window",
+            "--output",
+            str(out["mp4"]),
+            "--json",
+            str(out["json"]),
+            "--csv",
+            str(out["csv"]),
+        ]
+    )
     assert code == 0
     stats = json.loads(out["json"].read_text())
     assert stats["frames"] == 30 and stats["frames_with_face"] >= 24 and stats["fps"] > 0
@@ -203,8 +228,20 @@ def test_cli_unreadable_file_is_a_message_not_a_traceback(files, tmp_path):
     bad = tmp_path / "notes.mp4"
     bad.write_text("this is not a video")
     proc = subprocess.run(
-        [sys.executable, "-m", "fer_utils.realtime", "--source", str(bad), "--checkpoint", str(files["ckpt"]),
-         "--no-window"], capture_output=True, text=True, timeout=120, env={**os.environ, "FER_UTILS_CACHE": str(tmp_path)},
+        [
+            sys.executable,
+            "-m",
+            "fer_utils.realtime",
+            "--source",
+            str(bad),
+            "--checkpoint",
+            str(files["ckpt"]),
+            "--no-window",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "FER_UTILS_CACHE": str(tmp_path)},
     )
     assert proc.returncode == 2
     assert "notes.mp4: not a readable video" in proc.stderr and "Traceback" not in proc.stderr
@@ -244,8 +281,6 @@ class _StandInCamera:
 
 
 def test_cli_reads_a_camera_index_and_keeps_going_past_a_dropped_frame(files, tmp_path, monkeypatch, capsys):
-    import fer_utils.realtime as realtime
-
     cameras = []
     real_capture = cv2.VideoCapture
 
@@ -255,10 +290,24 @@ def test_cli_reads_a_camera_index_and_keeps_going_past_a_dropped_frame(files, tm
             return cameras[-1]
         return real_capture(arg, *rest)
 
-    monkeypatch.setattr(realtime.cv2, "VideoCapture", capture)
+    monkeypatch.setattr(cv2, "VideoCapture", capture)
     out = tmp_path / "cam.json"
-    assert main(["--source", "2", "--checkpoint", str(files["ckpt"]), "--no-window", "--max-frames", "20",
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--source",
+                "2",
+                "--checkpoint",
+                str(files["ckpt"]),
+                "--no-window",
+                "--max-frames",
+                "20",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     stats = json.loads(out.read_text())
     assert [c.opened[-1] for c in cameras] == [2] and cameras[0].released
     assert stats["frames"] == 20 and stats["frames_with_face"] >= 16
@@ -273,7 +322,8 @@ import json, sys, time, cv2
 reads, pause = int(sys.argv[2]), float(sys.argv[3])
 cap = cv2.VideoCapture(0)
 out = {"opened": cap.isOpened(), "backend": cap.getBackendName() if cap.isOpened() else None,
-       "fps": cap.get(cv2.CAP_PROP_FPS), "size": [cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)]}
+       "fps": cap.get(cv2.CAP_PROP_FPS),
+       "size": [cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)]}
 frames, t0 = [], time.perf_counter()
 for _ in range(reads):
     frames.append(cap.read()[1])
@@ -303,8 +353,13 @@ def _probe(camera, tmp_path, fps: float, reads: int, pause: float = 0.0, **env):
     """Open camera 0 in a fresh process with the stand-in preloaded; returns (what OpenCV said, frames read,
     the camera's own counts)."""
     out, report = tmp_path / "frames.tiff", tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, "-c", _PROBE, str(out), str(reads), str(pause)], capture_output=True,
-                          text=True, timeout=60, env={**camera["env"](fps), "FAKE_V4L2_REPORT": str(report), **env})
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(out), str(reads), str(pause)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**camera["env"](fps), "FAKE_V4L2_REPORT": str(report), **env},
+    )
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     info["stderr"] = proc.stderr
@@ -363,9 +418,26 @@ def test_stand_in_camera_without_its_frames_or_with_a_bad_rate_does_not_open(cam
 def test_cli_on_camera_index_0_through_opencvs_v4l2_backend(files, camera, tmp_path):
     out = {k: tmp_path / f"cam.{k}" for k in ("json", "csv")}
     proc = subprocess.run(
-        [sys.executable, "-m", "fer_utils.realtime", "--source", "0", "--checkpoint", str(files["ckpt"]),
-         "--no-window", "--max-frames", "40", "--json", str(out["json"]), "--csv", str(out["csv"])],
-        capture_output=True, text=True, timeout=180, env={**camera["env"](0), "FER_UTILS_CACHE": str(tmp_path)},
+        [
+            sys.executable,
+            "-m",
+            "fer_utils.realtime",
+            "--source",
+            "0",
+            "--checkpoint",
+            str(files["ckpt"]),
+            "--no-window",
+            "--max-frames",
+            "40",
+            "--json",
+            str(out["json"]),
+            "--csv",
+            str(out["csv"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**camera["env"](0), "FER_UTILS_CACHE": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr
     stats = json.loads(out["json"].read_text())
@@ -377,8 +449,8 @@ def test_cli_on_camera_index_0_through_opencvs_v4l2_backend(files, camera, tmp_p
 
 
 def test_cli_without_a_checkpoint_explains_how_to_get_one(tmp_path, monkeypatch, capsys, files):
-    monkeypatch.setattr(inference, "SHIPPED_MODEL", tmp_path / "shipped.pt")
-    monkeypatch.setattr(inference, "DEFAULT_RUN_CHECKPOINT", tmp_path / "best.pt")
+    monkeypatch.setattr(ck, "SHIPPED_MODEL", tmp_path / "shipped.pt")
+    monkeypatch.setattr(ck, "DEFAULT_RUN_CHECKPOINT", tmp_path / "best.pt")
     assert main(["--source", str(files["clip"]), "--no-window"]) == 2
     assert "no model to run" in capsys.readouterr().err
 
@@ -414,7 +486,7 @@ def test_y4m_has_a_header_and_420_frames(tmp_path):
 
 
 def test_widget_answers_a_frame_with_faces_and_a_corrupt_frame_with_an_error(pipeline):
-    from fer_utils.webcam import WebcamWidget
+    from fer_utils.live.webcam import WebcamWidget
 
     widget = WebcamWidget(pipeline=pipeline)
     sent = []
@@ -429,6 +501,20 @@ def test_widget_answers_a_frame_with_faces_and_a_corrupt_frame_with_an_error(pip
     assert widget.class_names == list(CLASS_NAMES)
 
 
+def test_widget_stop_ends_the_run_its_stats_describe(pipeline):
+    from fer_utils.live.webcam import WebcamWidget
+
+    widget = WebcamWidget(pipeline=pipeline)
+    widget.send = lambda content, buffers=None: None
+    ok, jpeg = cv2.imencode(".jpg", next(sample_frames(1)))
+    widget._on_message(widget, {"type": "start"}, [])
+    widget._on_message(widget, {"type": "frame", "id": 0}, [memoryview(jpeg.tobytes())])
+    widget._on_message(widget, {"type": "stop"}, [])
+    seconds = widget.stats["seconds"]
+    time.sleep(0.05)
+    assert widget.stats["seconds"] == seconds and widget.stats["frames"] == 1
+
+
 # --------------------------------------------------------------------------- notebook 05, headless
 
 
@@ -437,10 +523,18 @@ def test_notebook_05_headless_writes_montage_csv_and_stats(files, tmp_path):
 
     report_dir = tmp_path / "report"
     papermill.execute_notebook(
-        str(paths.NOTEBOOKS_DIR / "05_webcam.ipynb"), str(tmp_path / "05.ipynb"), kernel_name="python3",
-        parameters={"SOURCE": "sample", "checkpoint_path": str(files["ckpt"]), "report_dir": str(report_dir),
-                    "sample_frames": 20, "montage_frames": 4},
-        cwd=str(paths.REPO_ROOT), progress_bar=False,
+        str(paths.NOTEBOOKS_DIR / "05_webcam.ipynb"),
+        str(tmp_path / "05.ipynb"),
+        kernel_name="python3",
+        parameters={
+            "SOURCE": "sample",
+            "checkpoint_path": str(files["ckpt"]),
+            "report_dir": str(report_dir),
+            "sample_frames": 20,
+            "montage_frames": 4,
+        },
+        cwd=str(paths.REPO_ROOT),
+        progress_bar=False,
     )
     stats = json.loads((report_dir / "realtime_stats.json").read_text())
     assert stats["frames"] == 20 and stats["frames_with_face"] >= 16

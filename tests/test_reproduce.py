@@ -40,7 +40,12 @@ def _profile(common: dict | None = None, notebooks: dict | None = None) -> Profi
     return Profile(name="p", path=Path("/x/p.yaml"), common=common or {}, notebooks=notebooks or {})
 
 
-PLACEHOLDERS = {"report_dir": "/out/p", "profile": "p", "synthetic_data": "/data/synthetic.csv"}
+PLACEHOLDERS = {
+    "report_dir": "/out/p",
+    "profile": "p",
+    "synthetic_data": "/data/synthetic.csv",
+    "test_split": "PrivateTest",
+}
 
 
 def test_placeholders_are_replaced_in_strings_only():
@@ -61,7 +66,9 @@ def test_common_parameters_go_only_to_notebooks_declaring_them():
 
 
 def test_notebook_section_overrides_common_and_data_flag_overrides_both():
-    profile = _profile(common={"data_path": "a.csv", "seed": 1}, notebooks={"03_train": {"seed": 2, "data_path": "b.csv"}})
+    profile = _profile(
+        common={"data_path": "a.csv", "seed": 1}, notebooks={"03_train": {"seed": 2, "data_path": "b.csv"}}
+    )
     params = notebook_parameters(profile, "03_train", ["data_path", "seed"], PLACEHOLDERS)
     assert params == {"data_path": "b.csv", "seed": 2}
     params = notebook_parameters(profile, "03_train", ["data_path", "seed"], PLACEHOLDERS, data="/real/fer2013.csv")
@@ -104,7 +111,52 @@ def test_shipped_profiles_only_set_parameters_the_notebooks_declare(name):
     profile = load_profile(name)
     assert profile.path.read_text().startswith("#"), "a profile starts with a comment saying what it is for"
     for nb in NOTEBOOKS:
-        notebook_parameters(profile, nb, declared_parameters(paths.NOTEBOOKS_DIR / f"{nb}.ipynb"), PLACEHOLDERS)
+        for retrain in (False, True) if profile.retrain else (False,):
+            notebook_parameters(
+                profile, nb, declared_parameters(paths.NOTEBOOKS_DIR / f"{nb}.ipynb"), PLACEHOLDERS, retrain=retrain
+            )
+
+
+def test_full_profile_analyses_the_shipped_model_unless_asked_to_retrain():
+    profile = load_profile("full")
+    declared = declared_parameters(paths.NOTEBOOKS_DIR / "03_train.ipynb")
+    assert notebook_parameters(profile, "03_train", declared, PLACEHOLDERS)["retrain"] is False
+    retrained = notebook_parameters(profile, "03_train", declared, PLACEHOLDERS, retrain=True)
+    assert retrained["retrain"] is True and retrained["config_path"] == "configs/train.yaml"
+    declared = declared_parameters(paths.NOTEBOOKS_DIR / "04_error_analysis.ipynb")
+    shipped = notebook_parameters(profile, "04_error_analysis", declared, PLACEHOLDERS)
+    assert shipped["checkpoint_path"] == "models/fer2013_efficientnet_b3.pt" and shipped["split"] == "PrivateTest"
+    run = notebook_parameters(profile, "04_error_analysis", declared, PLACEHOLDERS, retrain=True)["checkpoint_path"]
+    from fer_utils.recipe import load_config
+
+    assert Path(run).parent == Path(load_config("configs/train.yaml").out_dir)  # the run that --retrain trains
+
+
+def test_ferplus_option_reaches_the_notebooks_that_read_votes():
+    profile = _profile(notebooks={"04_error_analysis": {"ferplus_path": ""}})
+    params = notebook_parameters(
+        profile, "04_error_analysis", ["ferplus_path"], PLACEHOLDERS, ferplus="/v/fer2013new.csv"
+    )
+    assert params["ferplus_path"] == "/v/fer2013new.csv"
+    assert "ferplus_path" not in notebook_parameters(profile, "03_train", ["epochs"], PLACEHOLDERS, ferplus="/v.csv")
+
+
+def test_retrain_needs_a_retrain_section():
+    with pytest.raises(ProfileError, match="--retrain needs a 'retrain' section"):
+        notebook_parameters(
+            _profile(notebooks={"03_train": {"epochs": 2}}), "03_train", ["epochs"], PLACEHOLDERS, retrain=True
+        )
+
+
+def test_test_split_is_public_test_where_the_data_has_no_private_test(tmp_path, caplog):
+    from fer_utils.reproduce import _Placeholders
+
+    rows = ["emotion,pixels,Usage"] + [
+        f"{i % 7},{' '.join(['128'] * 2304)},{u}" for i, u in enumerate(["Training"] * 7 + ["PublicTest"] * 7)
+    ]
+    (tmp_path / "dev.csv").write_text("\n".join(rows) + "\n")
+    assert _Placeholders(tmp_path, "full", str(tmp_path / "dev.csv"))["test_split"] == "PublicTest"
+    assert "no PrivateTest rows" in caplog.text
 
 
 # --------------------------------------------------------------------------- fast: banners (fer_utils.report)
@@ -113,8 +165,13 @@ def test_shipped_profiles_only_set_parameters_the_notebooks_declare(name):
 def _data(**kw):  # the FERData attributes the banners read
     from types import SimpleNamespace
 
-    base = dict(source=Path("/d/fer2013.csv"), content_md5="abc", is_canonical=True, is_synthetic=False,
-                splits=("Training", "PublicTest", "PrivateTest"))
+    base = dict(
+        source=Path("/d/fer2013.csv"),
+        content_md5="abc",
+        is_canonical=True,
+        is_synthetic=False,
+        splits=("Training", "PublicTest", "PrivateTest"),
+    )
     base.update(kw)
     return SimpleNamespace(**base)
 

@@ -12,7 +12,7 @@ import fer_utils.checkpoint as ck
 from fer_utils import CLASS_NAMES, paths
 from fer_utils.evaluate import predict
 from fer_utils.files import sha256_file
-from fer_utils.realtime import SAMPLE_FACE
+from fer_utils.live.sources import SAMPLE_FACE
 
 
 @pytest.fixture(scope="module")

@@ -70,10 +70,15 @@ def test_csv_has_fer2013_header_and_valid_rows(tmp_path: Path) -> None:
 def test_counts_per_split_and_class_are_as_requested(tmp_path: Path) -> None:
     requested = {"Training": [3, 1, 0, 2, 1, 1, 1], "PrivateTest": 2}
     _, rows = read_rows(make_synthetic_csv(tmp_path / "s.csv", n_per_class=requested, seed=0))
-    counts = {split: np.bincount([label for label, _, usage in rows if usage == split],
-                                 minlength=NUM_CLASSES).tolist() for split in SPLITS}
-    assert counts == {"Training": [3, 1, 0, 2, 1, 1, 1], "PublicTest": [0] * NUM_CLASSES,
-                      "PrivateTest": [2] * NUM_CLASSES}
+    counts = {
+        split: np.bincount([label for label, _, usage in rows if usage == split], minlength=NUM_CLASSES).tolist()
+        for split in SPLITS
+    }
+    assert counts == {
+        "Training": [3, 1, 0, 2, 1, 1, 1],
+        "PublicTest": [0] * NUM_CLASSES,
+        "PrivateTest": [2] * NUM_CLASSES,
+    }
 
 
 def test_rows_come_in_split_order(tmp_path: Path) -> None:
@@ -145,8 +150,12 @@ def test_classes_differ_on_average() -> None:
     hog = cv2.HOGDescriptor((48, 48), (16, 16), (8, 8), (8, 8), 9)
 
     def describe(seed: int, n: int) -> np.ndarray:  # (classes, n, features)
-        return np.array([[hog.compute(draw_face(c, np.random.default_rng([seed, c, i]))).ravel()
-                          for i in range(n)] for c in range(NUM_CLASSES)])
+        return np.array(
+            [
+                [hog.compute(draw_face(c, np.random.default_rng([seed, c, i]))).ravel() for i in range(n)]
+                for c in range(NUM_CLASSES)
+            ]
+        )
 
     means = describe(0, 20).mean(axis=1)
     held_out = describe(1, 10)

@@ -10,12 +10,25 @@ import torch
 
 import fer_utils.train as train_mod
 from fer_utils.checkpoint import export_model, load_checkpoint, load_model, save_checkpoint
-from fer_utils.train import TrainConfig, ferplus_targets, fit, lr_factor, make_batch, mix_batch, soft_targets, train
+from fer_utils.recipe import TrainConfig
+from fer_utils.targets import ferplus_targets, mix_batch, soft_targets
+from fer_utils.train import fit, lr_factor, make_batch, train
 
 
 def config(data, out, **kw):
-    base = dict(data=str(data), out_dir=str(out), arch="resnet10t", epochs=2, batch_size=16, limit_val=28,
-                num_threads=1, progress=False, drop_path_rate=0.0, warmup_epochs=0.5, lr=3e-3)
+    base = dict(
+        data=str(data),
+        out_dir=str(out),
+        arch="resnet10t",
+        epochs=2,
+        batch_size=16,
+        limit_val=28,
+        num_threads=1,
+        progress=False,
+        drop_path_rate=0.0,
+        warmup_epochs=0.5,
+        lr=3e-3,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -60,7 +73,7 @@ def test_checkpoint_alone_rebuilds_the_trained_model(finished_run, tiny_csv):
         assert torch.allclose(loaded(x), model(x), atol=1e-5)
     assert meta["class_names"][3] == "Happy"
     assert meta["preprocess"].crop_size == 44
-    assert meta["tta"] == "flip"
+    assert meta["tta"] == "tencrop"  # the recipe's, recorded for evaluation
     assert meta["data"]["synthetic"] is True
     assert "val_accuracy" in meta["metrics"]
 
@@ -133,7 +146,7 @@ def test_class_weights_json_is_used_in_the_loss(tiny_csv, tmp_path, monkeypatch)
 def test_lr_schedule_warms_up_then_decays_to_minimum():
     f = [lr_factor(s, 100, 10, 0.01) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert all(a >= b for a, b in zip(f[10:], f[11:], strict=False))
     assert lr_factor(100, 100, 10, 0.01) == pytest.approx(0.01)
 
 
@@ -153,8 +166,19 @@ def test_mixup_mixes_targets_consistently():
 
 
 def test_cli_reports_missing_data_without_traceback(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "fer_utils.train", "--data", str(tmp_path / "none.csv"),
-                        "--out_dir", str(tmp_path / "o")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fer_utils.train",
+            "--data",
+            str(tmp_path / "none.csv"),
+            "--out_dir",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     assert "none.csv" in r.stderr and "Traceback" not in r.stderr
 
@@ -163,14 +187,27 @@ def test_cli_reports_missing_data_without_traceback(tmp_path):
 def test_two_process_distributed_training_keeps_ranks_identical(tiny_csv, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     worker = Path(__file__).with_name("ddp_worker.py")
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-                        str(worker), str(tiny_csv), str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--standalone",
+            str(worker),
+            str(tiny_csv),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert same_weights(w0, w1)
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
-
 
 
 @pytest.fixture(scope="module")
@@ -210,15 +247,20 @@ def test_init_checkpoint_run_has_its_own_optimiser_and_schedule(finished_run, ti
 def test_init_checkpoint_may_be_a_float16_export(source_checkpoint, tiny_csv, tmp_path):
     path, source = source_checkpoint
     export_model(path, tmp_path / "half.pt", half=True)
-    model, _ = fit(config(tiny_csv, tmp_path / "run", epochs=1, lr=0.0, weight_decay=0.0,
-                          init_checkpoint=str(tmp_path / "half.pt")))
+    model, _ = fit(
+        config(
+            tiny_csv, tmp_path / "run", epochs=1, lr=0.0, weight_decay=0.0, init_checkpoint=str(tmp_path / "half.pt")
+        )
+    )
     expected = {k: v.half().float() for k, v in learned_weights(source["state_dict"]).items()}
     assert same_weights(expected, model.state_dict())
 
 
 def test_init_checkpoint_of_another_network_is_refused(source_checkpoint, tiny_csv, tmp_path):
     path, _ = source_checkpoint
-    with pytest.raises(ValueError, match=r"best\.pt: field 'model_config\.arch' is 'resnet10t', this run's is 'test_efficientnet'"):
+    with pytest.raises(
+        ValueError, match=r"best\.pt: field 'model_config\.arch' is 'resnet10t', this run's is 'test_efficientnet'"
+    ):
         fit(config(tiny_csv, tmp_path, arch="test_efficientnet", init_checkpoint=str(path)))
     with pytest.raises(ValueError, match=r"field 'preprocess\.crop_size' is 44, this run's is 40"):
         fit(config(tiny_csv, tmp_path, crop_size=40, init_checkpoint=str(path)))
@@ -243,7 +285,9 @@ def validation_accuracy(ckpt_path, tiny_csv, limit_val=28, seed=0):
     va = load_dataset(tiny_csv).split("PublicTest")
     idx = train_mod._subset(len(va), limit_val, seed + 1)
     model, meta = load_model(ckpt_path)
-    return train_mod._validate(model, va.images[idx], va.labels[idx], meta["preprocess"], torch.device("cpu"), 256)["accuracy"]
+    return train_mod._validate(model, va.images[idx], va.labels[idx], meta["preprocess"], torch.device("cpu"), 256)[
+        "accuracy"
+    ]
 
 
 def test_weight_average_differs_from_the_raw_weights_and_is_kept_for_resuming(finished_run):
@@ -298,7 +342,7 @@ def test_lr_rewarms_linearly_where_a_run_is_continued():
     plain = [lr_factor(s, 100, 10, 0.01) for s in range(100)]
     rewarm = [lr_factor(s, 100, 10, 0.01, rewarm_from=40, rewarm_steps=5) for s in range(100)]
     assert rewarm[:40] == plain[:40] and rewarm[45:] == plain[45:]
-    assert [r / p for r, p in zip(rewarm[40:45], plain[40:45])] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert [r / p for r, p in zip(rewarm[40:45], plain[40:45], strict=True)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +389,10 @@ def test_continued_run_resumes_exactly_after_an_interruption(stopped_run, tiny_c
     a, b = load_checkpoint(tmp_path / "whole" / "last.pt"), load_checkpoint(tmp_path / "split" / "last.pt")
     assert same_weights(a["ema_state_dict"], b["ema_state_dict"])
     assert a["scheduler"] == b["scheduler"] and a["continued"] == b["continued"]
-    lrs = [[float(r["lr"]) for r in csv.DictReader(open(d / "summary.csv"))] for d in (tmp_path / "whole", tmp_path / "split")]
+    lrs = [
+        [float(r["lr"]) for r in csv.DictReader(open(d / "summary.csv"))]
+        for d in (tmp_path / "whole", tmp_path / "split")
+    ]
     assert lrs[0] == lrs[1]
     steps_per_epoch = (12 * 7) // 16
     # the learning rate after epoch 2 (step 10) is 6/10 of the way up the 10-step re-warm-up begun at step 5
@@ -368,7 +415,9 @@ def test_continue_from_refuses_another_recipe_or_other_data(stopped_run, tiny_cs
         fit(config(other, tmp_path / "c", epochs=3, continue_from=str(stopped_run)))
 
 
-def test_continue_from_is_ignored_when_the_run_has_its_own_last_checkpoint(finished_run, stopped_run, tiny_csv, tmp_path):
+def test_continue_from_is_ignored_when_the_run_has_its_own_last_checkpoint(
+    finished_run, stopped_run, tiny_csv, tmp_path
+):
     import shutil
 
     out, _, _ = finished_run
@@ -384,8 +433,12 @@ def ferplus_votes_all_happy(tiny_csv, path):
 
     usage = read_fer2013(tiny_csv).usage
     happy = ",".join("10" if c == "happiness" else "0" for c in FERPLUS_COLUMNS)
-    path.write_text("Usage,Image name," + ",".join(FERPLUS_COLUMNS) + "\n"
-                    + "".join(f"{u},fer{i:07d}.png,{happy}\n" for i, u in enumerate(usage)))
+    path.write_text(
+        "Usage,Image name,"
+        + ",".join(FERPLUS_COLUMNS)
+        + "\n"
+        + "".join(f"{u},fer{i:07d}.png,{happy}\n" for i, u in enumerate(usage))
+    )
     return path
 
 
@@ -394,7 +447,9 @@ def test_ferplus_targets_mix_the_label_with_the_vote_shares():
 
     from fer_utils.ferplus import FERPLUS_COLUMNS
 
-    votes = pd.DataFrame([[0, 10, 0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]], columns=list(FERPLUS_COLUMNS))
+    votes = pd.DataFrame(
+        [[0, 10, 0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]], columns=list(FERPLUS_COLUMNS)
+    )
     t = ferplus_targets(np.array([0, 0]), votes, weight=0.5, smoothing=0.0)
     assert t[0].tolist() == pytest.approx([0.5, 0, 0, 0.5, 0, 0, 0])  # half Angry (FER2013), half Happy (FER+)
     assert t[1].tolist() == pytest.approx([1, 0, 0, 0, 0, 0, 0])  # not a face: the FER2013 label alone
@@ -405,7 +460,9 @@ def test_training_with_ferplus_uses_vote_targets_and_never_changes_validation_la
     seen, real = [], train_mod.weighted_soft_ce
     monkeypatch.setattr(train_mod, "weighted_soft_ce", lambda lg, t, w: seen.append(t) or real(lg, t, w))
     validated, real_validate = [], train_mod._validate
-    monkeypatch.setattr(train_mod, "_validate", lambda m, x, y, *a: validated.append(y.copy()) or real_validate(m, x, y, *a))
+    monkeypatch.setattr(
+        train_mod, "_validate", lambda m, x, y, *a: validated.append(y.copy()) or real_validate(m, x, y, *a)
+    )
     train(config(tiny_csv, tmp_path / "run", epochs=1, ferplus=str(votes), label_smoothing=0.0))
     happy = torch.cat(seen)[:, 3]
     assert (happy >= 0.5).all() and (happy < 1).any()
@@ -415,47 +472,90 @@ def test_training_with_ferplus_uses_vote_targets_and_never_changes_validation_la
     assert np.array_equal(validated[0], va.labels[train_mod._subset(len(va), 28, 1)])
 
 
+def review_file(path, rows):
+    """A review CSV (fer_utils.review) relabelling each (file row, split, old label, new label) in ``rows``."""
+    import pandas as pd
+
+    from fer_utils import CLASS_NAMES
+    from fer_utils.ferplus import FERPLUS_COLUMNS
+    from fer_utils.review import save_review
+
+    df = pd.DataFrame(
+        [
+            {
+                "row": r,
+                "split": s,
+                "fer2013_label": CLASS_NAMES[old],
+                "corrected_label": CLASS_NAMES[new],
+                "flagged": True,
+                "pred_label": "",
+                "confidence": float("nan"),
+                **dict.fromkeys(FERPLUS_COLUMNS, ""),
+            }
+            for r, s, old, new in rows
+        ]
+    )
+    return save_review(path, df)
+
+
+def test_label_corrections_change_the_training_split_only(tiny_csv, tmp_path):
+    from fer_utils.data import load_dataset
+    from fer_utils.targets import correct_labels
+
+    data = load_dataset(tiny_csv)
+    tr, va = data.split("Training"), data.split("PublicTest")
+    new_tr, new_va = (int(tr.labels[0]) + 1) % 7, (int(va.labels[0]) + 1) % 7
+    path = review_file(
+        tmp_path / "review.csv",
+        [
+            (int(tr.index[0]), "Training", int(tr.labels[0]), new_tr),
+            (int(va.index[0]), "PublicTest", int(va.labels[0]), new_va),
+        ],
+    )
+    fixed, record = correct_labels(tr, path)
+    assert fixed.labels[0] == new_tr and np.array_equal(fixed.labels[1:], tr.labels[1:])
+    assert np.array_equal(fixed.index, tr.index) and tr.labels[0] != new_tr  # the loaded data is not modified
+    assert (record["applied"], record["ignored_other_splits"]) == (1, 1)
+    with pytest.raises(Exception, match="row 1"):  # a bad file is refused before training, naming the row
+        (tmp_path / "bad.csv").write_text(path.read_text().replace("Training", "Trainig"))
+        correct_labels(tr, tmp_path / "bad.csv")
+
+
+def test_corrections_of_evaluation_rows_never_change_evaluation(finished_run, tiny_csv, tmp_path):
+    """Every PublicTest face relabelled in the review file: the run scores exactly as the run without it."""
+    from fer_utils.data import load_dataset
+
+    va = load_dataset(tiny_csv).split("PublicTest")
+    path = review_file(
+        tmp_path / "review.csv",
+        [(int(r), "PublicTest", int(y), (int(y) + 1) % 7) for r, y in zip(va.index, va.labels, strict=True)],
+    )
+    _, result = fit(config(tiny_csv, tmp_path / "run", label_corrections=str(path)))
+    theirs = list(csv.DictReader(open(finished_run[0] / "summary.csv")))
+    ours = list(csv.DictReader(open(tmp_path / "run" / "summary.csv")))
+    for key in ("train_loss", "val_loss", "val_accuracy", "ema_val_accuracy"):
+        assert [r[key] for r in ours] == [r[key] for r in theirs], key
+    import json
+
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["data"]["label_corrections"]
+    assert (record["applied"], record["ignored_other_splits"]) == (0, len(va))
+
+
 def test_make_batch_uses_given_targets():
     from fer_utils.transforms import GrayAugment, Preprocess
 
     cfg = TrainConfig()
     augment = GrayAugment(Preprocess(mean=0.5, std=0.25), cfg.augment_config())
     targets = torch.full((4, 7), 1 / 7)
-    _, t, _ = make_batch(torch.zeros(4, 48, 48, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64), augment, cfg,
-                         torch.Generator().manual_seed(0), targets)
+    _, t, _ = make_batch(
+        torch.zeros(4, 48, 48, dtype=torch.uint8),
+        torch.zeros(4, dtype=torch.int64),
+        augment,
+        cfg,
+        torch.Generator().manual_seed(0),
+        targets,
+    )
     assert torch.equal(t, targets)
-
-
-def test_numeric_strings_from_yaml_become_numbers():
-    cfg = TrainConfig(lr="1e-3", epochs="100", batch_size=np.int64(64), zero_init_last="true", resume=0,
-                      data=Path("faces.csv"), class_weights=None)
-    assert cfg.lr == 0.001 and isinstance(cfg.lr, float)
-    assert cfg.epochs == 100 and isinstance(cfg.epochs, int) and cfg.batch_size == 64 and type(cfg.batch_size) is int
-    assert cfg.zero_init_last is True and cfg.resume is False
-    assert cfg.data == "faces.csv" and cfg.class_weights == ""  # an empty YAML value means unset
-
-
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("lr", "fast", r"field 'lr' is 'fast', not a float"),
-    ("epochs", 2.5, r"field 'epochs' is 2\.5, not a int"),
-    ("resume", "maybe", r"field 'resume' is 'maybe', not a bool"),
-    ("eval_metric", "acuracy", r"field 'eval_metric' is 'acuracy'; choose one of accuracy, macro_f1, loss"),
-    ("arch", "efficientnet_b99", r"field 'arch' is 'efficientnet_b99', which is not a timm model name"),
-    ("tta", "five", r"field 'tta' is 'five'; choose one of none, flip, tencrop"),
-    ("optimizer", "adam", r"field 'optimizer' is 'adam'; choose one of adamw, sgd"),
-    ("stem_stride", 3, r"field 'stem_stride' is 3; choose one of 1, 2"),
-    ("resume", 2, r"field 'resume' is 2, not a bool"),
-    ("ema_decay", 1.0, r"field 'ema_decay' is 1\.0; it must lie in \[0\.0, 0\.999999\]"),
-])
-def test_a_bad_setting_fails_at_construction_naming_the_field(field, value, message):
-    with pytest.raises(ValueError, match=message):
-        TrainConfig(**{field: value})
-
-
-def test_the_direction_of_better_follows_the_metric_unless_given():
-    assert TrainConfig(eval_metric="loss").eval_decreasing is True
-    assert TrainConfig(eval_metric="accuracy").eval_decreasing is False
-    assert TrainConfig(eval_metric="loss", eval_decreasing=False).eval_decreasing is False
 
 
 def test_loss_as_the_metric_keeps_the_epoch_with_the_lowest_loss(tiny_csv, tmp_path):
@@ -471,7 +571,15 @@ def test_a_run_from_before_weight_averaging_still_resumes(finished_run, tiny_csv
 
     out, _, _ = finished_run
     shutil.copytree(out, tmp_path / "old")
-    newer = {"ema_decay", "ferplus", "ferplus_weight", "continue_from", "rewarm_epochs", "output_stride"}
+    newer = {
+        "ema_decay",
+        "ferplus",
+        "ferplus_weight",
+        "continue_from",
+        "rewarm_epochs",
+        "output_stride",
+        "label_corrections",
+    }
     last = load_checkpoint(tmp_path / "old" / "last.pt")
     for key in newer:
         last["train_config"].pop(key)

@@ -83,8 +83,16 @@ def test_augment_always_flipping_mirrors_the_face():
 
 def test_augment_erasing_replaces_a_rectangle():
     pre = Preprocess(img_size=48, crop_size=48)
-    erase = AugmentConfig(scale=(1.0, 1.0), rotate_deg=0, translate=0, hflip=0, brightness=0, contrast=0,
-                          erasing=1.0, erasing_area=(0.1, 0.1))
+    erase = AugmentConfig(
+        scale=(1.0, 1.0),
+        rotate_deg=0,
+        translate=0,
+        hflip=0,
+        brightness=0,
+        contrast=0,
+        erasing=1.0,
+        erasing_area=(0.1, 0.1),
+    )
     x = torch.from_numpy(faces(4))
     changed = (GrayAugment(pre, erase)(x, torch.Generator().manual_seed(0)) - pre(x)).abs() > 1e-4
     share = changed.float().mean(dim=(1, 2, 3))

@@ -2,7 +2,7 @@
 
 ::
 
-    from fer_utils.webcam import WebcamWidget
+    from fer_utils.live.webcam import WebcamWidget
     WebcamWidget(checkpoint="models/runs/default/best.pt")   # the last expression of a cell
 
 Most live demos open ``cv2.VideoCapture(0)`` in the kernel, which fails whenever
@@ -10,12 +10,12 @@ the kernel is not on the machine with the camera (a server, Colab, a container).
 Here the browser captures the video (``getUserMedia``), scales each frame to
 about 320 px wide and sends it to the kernel as JPEG bytes in a binary message
 buffer, one frame in flight at a time (re-sent after a timeout if no answer
-comes). The kernel runs :class:`fer_utils.realtime.Pipeline` (detect, crop with
+comes). The kernel runs :class:`fer_utils.live.pipeline.Pipeline` (detect, crop with
 FER2013 framing, the checkpoint's own preprocessing, classify, smooth per face)
 and answers with boxes, labels and probabilities, which the browser draws over
 the live video with per-emotion bars, frames/s and latency.
 
-The browser side is ``fer_utils/static/webcam.js`` (and ``webcam.css``), an
+The browser side is ``fer_utils/live/static/webcam.js`` (and ``webcam.css``), an
 `anywidget <https://anywidget.dev>`_ module. It says plainly when the camera
 cannot be used: permission denied, no camera, or a page that is not a secure
 origin (browsers only give the camera to ``https://`` pages and ``localhost``).
@@ -24,7 +24,7 @@ Keep the kernel free while the widget runs: frames are answered between cells,
 so a cell that keeps running after the widget stops the stream.
 
 Speed: start JupyterLab with ``make lab``, which loads the repository's server
-settings (``jupyter_config/``, :mod:`fer_utils.lab_server`); under Jupyter's
+settings (``jupyter_config/``, :mod:`fer_utils.live.lab_server`); under Jupyter's
 defaults every frame also costs JupyterLab two kernel-status redraws and a
 delayed websocket reply, and the widget shows a tip saying so.
 """
@@ -41,7 +41,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from .realtime import CorruptFrameError, Pipeline, PipelineConfig
+from .pipeline import CorruptFrameError, Pipeline, PipelineConfig
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ class WebcamWidget(anywidget.AnyWidget):
         checkpoint: Checkpoint for :meth:`Pipeline.from_checkpoint` (``None``: the
             shipped model, else notebook 03's default ``best.pt``).
         pipeline: An already built pipeline (then ``checkpoint`` and ``config`` are unused).
-        config: Pipeline parameters (the classifier uses one thread by default,
-            since the browser shares the cores).
+        config: Pipeline parameters (``None``: the defaults, in which the classifier
+            uses one thread, since the browser shares the cores).
         **kwargs: Initial values of the synced traits below.
 
     Synced traits: ``capture_width`` (px sent per frame), ``jpeg_quality`` (0-1),
@@ -81,10 +81,10 @@ class WebcamWidget(anywidget.AnyWidget):
         checkpoint: str | os.PathLike[str] | None = None,
         *,
         pipeline: Pipeline | None = None,
-        config: PipelineConfig = PipelineConfig(),
+        config: PipelineConfig | None = None,
         **kwargs: Any,
     ) -> None:
-        pipe = pipeline or Pipeline.from_checkpoint(checkpoint, config)
+        pipe = pipeline or Pipeline.from_checkpoint(checkpoint, config or PipelineConfig())
         desc = pipe.describe()
         clf = desc.get("classifier", {})
         info = f"{clf.get('arch', '?')} via {clf.get('backend', '?')} · {desc['detector']} face detector"
@@ -95,6 +95,7 @@ class WebcamWidget(anywidget.AnyWidget):
         self.corrupt_frames = 0
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=300)
         self._started = time.perf_counter()
+        self._stopped: float | None = None
         self.on_msg(self._on_message)
 
     def _on_message(self, _widget: Any, content: dict[str, Any], buffers: list[Any]) -> None:
@@ -103,7 +104,13 @@ class WebcamWidget(anywidget.AnyWidget):
             self.pipeline.reset()
             self.frames = self.frames_with_face = self.corrupt_frames = 0
             self.recent.clear()
-            self._started = time.perf_counter()
+            self._started, self._stopped = time.perf_counter(), None
+            return
+        if kind == "stop":
+            # The browser cleared its label, bars and boxes; the kernel forgets the faces it was smoothing,
+            # and the run's duration stops growing.
+            self.pipeline.reset()
+            self._stopped = time.perf_counter()
             return
         if kind != "frame":
             return
@@ -125,12 +132,13 @@ class WebcamWidget(anywidget.AnyWidget):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Kernel-side counts since the last start: frames, frames_with_face, corrupt_frames, mean latency (ms)."""
+        """Kernel-side counts of the run since the last Start (until Stop): frames, frames_with_face,
+        corrupt_frames, kernel_ms_mean (mean latency of recent frames) and seconds (the run's duration)."""
         totals = [m["timings_ms"]["total"] for m in self.recent]
         return {
             "frames": self.frames,
             "frames_with_face": self.frames_with_face,
             "corrupt_frames": self.corrupt_frames,
             "kernel_ms_mean": sum(totals) / len(totals) if totals else 0.0,
-            "seconds": time.perf_counter() - self._started,
+            "seconds": (self._stopped or time.perf_counter()) - self._started,
         }

@@ -37,7 +37,7 @@ UNTRACKED_MESSAGE_TYPES = ("comm_msg",)
 class LowLatencyWebsocketConnection(ZMQChannelsWebsocketConnection):
     """Jupyter Server's kernel websocket connection with ``TCP_NODELAY`` set on the websocket."""
 
-    def connect(self) -> asyncio.Future[None] | None:
+    def connect(self) -> asyncio.Future[None] | None:  # type: ignore[override]  # the base class's annotation is wrong
         self.websocket_handler.set_nodelay(True)
         return super().connect()
 

@@ -1,9 +1,11 @@
-// Browser side of fer_utils.webcam.WebcamWidget (an anywidget ES module).
+// Browser side of fer_utils.live.webcam.WebcamWidget (an anywidget ES module).
 //
 // Captures the camera with getUserMedia, scales each frame to `capture_width` px, encodes it as JPEG and sends
 // it to the kernel in a binary buffer, one frame in flight at a time. The kernel answers with faces (box, label,
-// probabilities); they are drawn over the live video, with per-emotion bars, frames/s and latency.
-// The root element carries data-state, data-results, data-with-face and data-lab-settings for tests and styling.
+// probabilities); they are drawn over the live video, with per-emotion bars, frames/s and latency. Stop clears them
+// all (and tells the kernel), so no label outlives the video it described.
+// The root element carries data-state, data-results, data-with-face, data-fps, data-label and data-lab-settings for
+// tests and styling.
 
 const STALE_MS = 250;
 const UI_EVERY_MS = 100;
@@ -27,7 +29,7 @@ const MESSAGES = {
 
 // JupyterLab 4.5+ publishes the server's untracked message types in its page config. Without "comm_msg"
 // among them it redraws its kernel indicators twice per frame (a busy and an idle status for each frame
-// message), which costs the browser more CPU than the capture itself: fer_utils/lab_server.py.
+// message), which costs the browser more CPU than the capture itself: fer_utils/live/lab_server.py.
 function labSettings() {
   const node = document.getElementById("jupyter-config-data");
   let untracked;
@@ -160,6 +162,7 @@ function render({ model, el: host }) {
   }
 
   function stop(state) {
+    if (running) model.send({ type: "stop" });
     running = false;
     if (schedule) clearTimeout(schedule);
     schedule = null;
@@ -170,7 +173,7 @@ function render({ model, el: host }) {
     stream = null;
     video.srcObject = null;
     button.textContent = "Start";
-    clearOverlay();
+    clearResults();
     if (state) setState(state);
   }
 
@@ -250,6 +253,7 @@ function render({ model, el: host }) {
 
   function clearOverlay() {
     const ctx = overlay.getContext("2d");
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, overlay.width, overlay.height);
   }
 
@@ -296,6 +300,15 @@ function render({ model, el: host }) {
       r.fill.style.width = (p * 100).toFixed(1) + "%";
       r.value.textContent = face ? (p * 100).toFixed(0) + "%" : "";
     });
+  }
+
+  // No faces, label, bars or timings: the state before Start and after Stop.
+  function clearResults() {
+    clearOverlay();
+    showBars(null);
+    root.classList.remove("fer-no-face");
+    label.textContent = "–";
+    stats.textContent = "";
   }
 
   function onResult(msg) {
@@ -353,7 +366,7 @@ function render({ model, el: host }) {
   model.on("change:info", () => (info.textContent = model.get("info")));
   button.addEventListener("click", () => (running ? stop("stopped") : start()));
   setCounts();
-  showBars(null);
+  clearResults();
   setState(window.isSecureContext ? "idle" : "insecure", window.isSecureContext ? "" : insecureText());
   if (model.get("autostart")) start();
 

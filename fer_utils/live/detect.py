@@ -52,7 +52,7 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from .transforms import FACE_SIZE
+from .. import FACE_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,10 @@ class Box:
     def scaled(self, factor: float, dx: int = 0, dy: int = 0) -> Box:
         """The box multiplied by ``factor`` (about the origin), then shifted by ``(dx, dy)``."""
         return Box(
-            round(self.x * factor) + dx, round(self.y * factor) + dy, round(self.w * factor), round(self.h * factor),
+            round(self.x * factor) + dx,
+            round(self.y * factor) + dy,
+            round(self.w * factor),
+            round(self.h * factor),
             self.score,
         )
 
@@ -192,7 +195,7 @@ class HaarDetector:
         detect_width: int = 320,
         cascade: str = HAAR_CASCADE,
     ) -> None:
-        path = Path(cascade) if os.sep in cascade else Path(cv2.data.haarcascades) / cascade
+        path = Path(cascade) if os.sep in cascade else Path(cv2.data.haarcascades) / cascade  # type: ignore[attr-defined]
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise FileNotFoundError(f"{path}: Haar cascade not found or unreadable")
@@ -212,7 +215,10 @@ class HaarDetector:
         lo = max(lo, 24)  # the cascade's own window
         hi = round(max_size * scale) if max_size else 0
         found = self._cascade.detectMultiScale(
-            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(lo, lo),
+            gray,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(lo, lo),
             maxSize=(hi, hi) if hi > lo else (0, 0),
         )
         boxes = [Box(int(x), int(y), int(bw), int(bh)) for x, y, bw, bh in (found if len(found) else [])]
@@ -241,7 +247,11 @@ class YuNetDetector:
     wants_color = True
 
     def __init__(
-        self, model_path: str | os.PathLike[str], *, score_threshold: float = 0.7, nms_threshold: float = 0.3,
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        score_threshold: float = 0.7,
+        nms_threshold: float = 0.3,
         top_k: int = 50,
     ) -> None:
         path = Path(model_path).expanduser()
@@ -325,8 +335,13 @@ class TrackingDetector:
     """
 
     def __init__(
-        self, detector: FaceDetector, *, full_every: int = 10, window: float = 1.6,
-        size_range: tuple[float, float] = (0.8, 1.25), track_face_px: int = 64,
+        self,
+        detector: FaceDetector,
+        *,
+        full_every: int = 10,
+        window: float = 1.6,
+        size_range: tuple[float, float] = (0.8, 1.25),
+        track_face_px: int = 64,
     ) -> None:
         self.detector = detector
         self.name = detector.name
@@ -363,8 +378,11 @@ class TrackingDetector:
             # sample clip; at 48 px they came out 11 % larger, which would loosen the FER2013 framing.
             s = min(1.0, self.track_face_px / side) if self.track_face_px else 1.0
             if s < 1.0:
-                window_img = cv2.resize(window_img, (max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s))),
-                                        interpolation=cv2.INTER_AREA)
+                window_img = cv2.resize(
+                    window_img,
+                    (max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s))),
+                    interpolation=cv2.INTER_AREA,
+                )
             hits = self.detector.detect(
                 window_img, min_size=int(side * s * self.size_range[0]), max_size=int(side * s * self.size_range[1]) + 1
             )
@@ -422,9 +440,7 @@ def crop_face(gray: np.ndarray, box: Box, framing: float = HAAR_FRAMING, size: i
         raise ValueError(f"face box {box.as_list()} lies outside the {w}x{h} frame")
     patch = gray[y0:y1, x0:x1]
     if (x0, y0, x1, y1) != (left, top, left + side, top + side):
-        patch = cv2.copyMakeBorder(
-            patch, y0 - top, top + side - y1, x0 - left, left + side - x1, cv2.BORDER_REPLICATE
-        )
+        patch = cv2.copyMakeBorder(patch, y0 - top, top + side - y1, x0 - left, left + side - x1, cv2.BORDER_REPLICATE)
     # INTER_AREA averages every source pixel: shrinking a 100-px face to 48 px without it aliases fine texture.
     interp = cv2.INTER_AREA if side >= size else cv2.INTER_LINEAR
     return cv2.resize(patch, (size, size), interpolation=interp)

@@ -1,7 +1,7 @@
 """Fast classification of 48x48 faces for live use: ONNX Runtime when available, else PyTorch on one thread.
 
 :class:`FaceClassifier` takes uint8 faces (N, 48, 48), the output of
-:func:`fer_utils.faces.crop_face`, prepares them with the checkpoint's own
+:func:`fer_utils.live.detect.crop_face`, prepares them with the checkpoint's own
 :class:`~fer_utils.transforms.Preprocess` (the same code as training and
 evaluation) and returns class probabilities.
 
@@ -32,10 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import paths
-from .checkpoint import SHIPPED_MODEL, CheckpointError, load_model
-from .files import atomic_write, atomic_write_json, sha256_file
-from .transforms import Preprocess, tta_views
+from .. import FACE_SIZE, paths
+from ..calibration import softmax
+from ..checkpoint import load_model, resolve_checkpoint
+from ..files import atomic_write, atomic_write_json, sha256_file
+from ..transforms import Preprocess, tta_views
 
 logger = logging.getLogger(__name__)
 
@@ -47,41 +48,9 @@ ONNX_ATOL = 1e-4
 ONNX_INPUT = "faces"
 """Name of the exported model's input: preprocessed faces, float32 (N, 1, img_size, img_size)."""
 
-DEFAULT_RUN_CHECKPOINT = paths.MODELS_DIR / "runs" / "manual" / "best.pt"
-"""Where notebook 03 writes its best checkpoint by default; used when there is no shipped model."""
-
 
 class ExportError(RuntimeError):
     """The ONNX export failed, or its outputs differ from PyTorch's."""
-
-
-def resolve_checkpoint(path: str | os.PathLike[str] | None = None) -> Path:
-    """The checkpoint to use: ``path``, else the shipped model, else notebook 03's default ``best.pt``.
-
-    Args:
-        path: A checkpoint file; relative paths are taken from the repository root
-            when they do not exist relative to the working directory. ``None`` or
-            ``""``: look for a default.
-
-    Raises:
-        CheckpointError: ``path`` does not exist, or no default checkpoint exists;
-            the message says what was looked for and how to get a model.
-    """
-    if path is not None and str(path) != "":
-        p = Path(path).expanduser()
-        if not p.is_absolute() and not p.exists():
-            p = paths.resolve(p)
-        if not p.is_file():
-            raise CheckpointError(f"{p}: checkpoint file not found")
-        return p
-    for candidate in (SHIPPED_MODEL, DEFAULT_RUN_CHECKPOINT):
-        if candidate.is_file():
-            return candidate
-    raise CheckpointError(
-        f"no model to run: neither the shipped model ({SHIPPED_MODEL}) nor notebook 03's default checkpoint "
-        f"({DEFAULT_RUN_CHECKPOINT}) exists. Train one (notebook 03 or `make train`) and pass its path, "
-        "e.g. --checkpoint models/runs/default/best.pt"
-    )
 
 
 def export_onnx(
@@ -115,8 +84,13 @@ def export_onnx(
             # package onnxscript; it is still the exporter that works with only torch and onnx installed.
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, (example,), str(tmp), input_names=[ONNX_INPUT], output_names=["logits"],
-                dynamic_axes={ONNX_INPUT: {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
+                model,
+                (example,),
+                str(tmp),
+                input_names=[ONNX_INPUT],
+                output_names=["logits"],
+                dynamic_axes={ONNX_INPUT: {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=opset,
                 dynamo=False,
             )
 
@@ -127,7 +101,7 @@ def export_onnx(
 
     gen = torch.Generator().manual_seed(seed)
     # Faces, not noise: random uint8 images through the real preprocessing give realistic input statistics.
-    faces = torch.randint(0, 256, (4, 48, 48), dtype=torch.uint8, generator=gen)
+    faces = torch.randint(0, 256, (4, FACE_SIZE, FACE_SIZE), dtype=torch.uint8, generator=gen)
     x = preprocess(faces)
     with torch.inference_mode():
         expected = model(x).float().numpy()
@@ -138,7 +112,11 @@ def export_onnx(
         Path(path).unlink(missing_ok=True)
         raise ExportError(f"{path}: ONNX Runtime's logits differ from PyTorch's by {diff:.2e} (> {atol:.0e})")
     return {
-        "max_abs_diff": diff, "atol": atol, "opset": opset, "torch": torch.__version__, "onnxruntime": ort.__version__
+        "max_abs_diff": diff,
+        "atol": atol,
+        "opset": opset,
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
     }
 
 
@@ -174,7 +152,7 @@ class FaceClassifier:
     """Class probabilities for 48x48 faces from a checkpoint.
 
     Args:
-        checkpoint: A checkpoint file; ``None`` or ``""``: see :func:`resolve_checkpoint`.
+        checkpoint: A checkpoint file; ``None`` or ``""``: see :func:`fer_utils.checkpoint.resolve_checkpoint`.
         backend: ``"onnx"`` (ONNX Runtime; an error if unavailable), ``"torch"``,
             or ``"auto"`` (ONNX Runtime if it can be used, else PyTorch with a warning).
         threads: CPU threads for the classifier (ONNX Runtime intra-op threads, or
@@ -198,12 +176,16 @@ class FaceClassifier:
     """
 
     def __init__(
-        self, checkpoint: str | os.PathLike[str] | None = None, *, backend: str = "auto", threads: int = 1,
+        self,
+        checkpoint: str | os.PathLike[str] | None = None,
+        *,
+        backend: str = "auto",
+        threads: int = 1,
         tta: str = "none",
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-        tta_views(np.zeros((0, 48, 48), np.uint8), Preprocess(), tta)  # validates the mode early
+        tta_views(np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8), Preprocess(), tta)  # validates the mode early
         self.checkpoint = resolve_checkpoint(checkpoint)
         self.threads = threads
         self.tta = tta
@@ -238,7 +220,7 @@ class FaceClassifier:
 
         Args:
             faces: uint8 faces (N, 48, 48) or one face (48, 48), values 0-255,
-                framed like FER2013 (:func:`fer_utils.faces.crop_face`).
+                framed like FER2013 (:func:`fer_utils.live.detect.crop_face`).
 
         Returns:
             float32 (N, len(class_names)), rows summing to 1 (N may be 0).
@@ -251,7 +233,7 @@ class FaceClassifier:
         views = tta_views(faces, self.preprocess, self.tta)
         probs = np.zeros((len(faces), len(self.class_names)), np.float64)
         for v in views:
-            probs += _softmax(self._logits(v))
+            probs += softmax(self._logits(v))
         return (probs / len(views)).astype(np.float32)
 
     def _logits(self, x: torch.Tensor) -> np.ndarray:
@@ -273,10 +255,3 @@ class FaceClassifier:
             "class_names": list(self.class_names),
             "preprocess": self.preprocess.to_dict(),
         }
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
