@@ -45,8 +45,8 @@ test: $(PY) ## Run the test suite
 	$(PY) -m pytest
 
 lint: $(PY) ## Check style (ruff) and types (mypy)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/ruff format --check --no-cache .
 	$(VENV)/bin/mypy
 
 lab: $(PY) ## Start JupyterLab on localhost, with the server settings in jupyter_config/

@@ -70,9 +70,8 @@ class BrowserView:
         finally:
             self._syncing = False
         n = len(b.matches)
-        ui["count"].value = (
-            f'<span class="fer-count" data-count="{n}"><b>{n:,}</b> of {len(b.table):,} faces match</span>'
-        )
+        count = f"<b>{n:,}</b> of {len(b.table):,} faces match"
+        ui["count"].value = f'<span class="fer-count" data-count="{n}">{count}</span>'
         ui["page"].value = f"page {b.page + 1} of {b.n_pages}"
         ui["prev"].disabled = b.page == 0
         ui["next"].disabled = b.page >= b.n_pages - 1
