@@ -48,22 +48,14 @@ class TrainConfig:
     img_size: int = FACE_SIZE  # model input side; faces are resized to it
     crop_size: int = 44  # random crop during training, centre crop at test time (48 = none)
     stem_stride: int = ModelConfig.stem_stride  # 1 keeps more resolution for small faces, at several times the compute
-    output_stride: int = (
-        ModelConfig.output_stride
-    )  # 16 dilates the last stage instead of striding it: a 3x3 final map at 48 px
-    zero_init_last: bool = (
-        ModelConfig.zero_init_last
-    )  # from scratch: residual blocks start as the identity (zero last-BN scale)
+    output_stride: int = ModelConfig.output_stride  # 16 dilates the last stage: a 3x3 final map at 48 px
+    zero_init_last: bool = ModelConfig.zero_init_last  # from scratch: residual blocks start as the identity
     drop_rate: float = ModelConfig.drop_rate  # dropout before the classifier
     drop_path_rate: float = ModelConfig.drop_path_rate  # stochastic depth
     pretrained: bool = False  # try ImageNet weights from the hub (falls back to random, loudly)
     weights_path: str = ""  # local pretrained weights file, used instead of the hub
-    init_checkpoint: str = (
-        ""  # start from this checkpoint's weights and normalisation (same network and input), new schedule
-    )
-    continue_from: str = (
-        ""  # without out_dir/last.pt: carry on from this same-recipe checkpoint at the epoch it records
-    )
+    init_checkpoint: str = ""  # a new schedule from this checkpoint's weights and normalisation (same network)
+    continue_from: str = ""  # without out_dir/last.pt: carry on this recipe's run from its exported checkpoint
     rewarm_epochs: float = 0.3  # continue_from: linear re-warm-up of the learning rate (fresh optimiser moments)
     # optimisation
     epochs: int = 100  # one schedule over the whole run; a resumed or continued run keeps its place in it
