@@ -37,7 +37,7 @@ FORMAT = "fer_utils.checkpoint/1"
 SHIPPED_MODEL = paths.MODELS_DIR / "fer2013_efficientnet_b3.pt"
 """The trained model shipped with the repository (see models/README.md)."""
 
-SHIPPED_SHA256: str | None = "5d8d02af9d427c1c8f92521fe70bc9ac5046601fd5fbd9e091993e880ab38966"
+SHIPPED_SHA256: str | None = "31871ca37555347b957bc40fdc8a2eb1d51b128dcb9e0b970adb3981011e07e6"
 """SHA-256 of the shipped model (``None`` in a checkout without one)."""
 
 DEFAULT_RUN_CHECKPOINT = paths.MODELS_DIR / "runs" / "manual" / "best.pt"

@@ -140,6 +140,7 @@ def mean_faces(
 def intensity_histograms(
     images: np.ndarray,
     labels: np.ndarray,
+    brightness_bins: int = 32,
     *,
     class_names: Sequence[str] = CLASS_NAMES,
     save_to: str | os.PathLike[str] | None = None,
@@ -148,12 +149,15 @@ def intensity_histograms(
 
     Args:
         labels: int (N,).
+        brightness_bins: Bins of the brightness histogram over 0-255.
         class_names: Legend entries, in label order.
     """
+    if brightness_bins < 1:
+        raise ValueError(f"brightness_bins must be at least 1, got {brightness_bins}")
     labels = np.asarray(labels)
     flat = np.asarray(images).reshape(len(images), -1)
     fig, (ax_pix, ax_mean) = plt.subplots(1, 2, figsize=(10, 3.5))
-    bins = np.linspace(0, 255, 33)
+    bins = np.linspace(0, 255, brightness_bins + 1)
     for c, name in enumerate(class_names):
         members = flat[labels == c]
         if len(members) == 0:

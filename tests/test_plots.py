@@ -107,6 +107,17 @@ def test_faces_are_drawn_at_true_gray_levels(faces: tuple[np.ndarray, np.ndarray
     assert image.get_interpolation() == "nearest"
 
 
+def test_brightness_histogram_has_the_bins_asked_for(faces: tuple[np.ndarray, np.ndarray]) -> None:
+    def edges(fig: Figure) -> int:
+        outline = fig.axes[1].patches[0].get_xy()  # a step histogram's outline visits every bin edge
+        return len(np.unique(outline[:, 0]))
+
+    assert edges(plots.intensity_histograms(*faces, brightness_bins=4)) == 5
+    assert edges(plots.intensity_histograms(*faces, brightness_bins=10)) == 11
+    with pytest.raises(ValueError, match="brightness_bins"):
+        plots.intensity_histograms(*faces, brightness_bins=0)
+
+
 def test_confusion_plot_normalises_rows() -> None:
     cm = np.eye(NUM_CLASSES, dtype=int) * 3
     cm[0, 1] = 1
