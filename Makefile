@@ -24,11 +24,11 @@ help: ## List the targets
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[notebooks,live,dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fer2013)"
 	touch $(PY)
 
-setup: $(PY) ## Create .venv, install fer_utils with its dev extra, and the nbstripout git filter
+setup: $(PY) ## Create .venv, install fer_utils with all its extras (notebooks, live, dev), and the nbstripout git filter
 	@if git rev-parse --git-dir >/dev/null 2>&1; then $(VENV)/bin/nbstripout --install && echo "nbstripout filter installed"; \
 	else echo "not a git checkout: nbstripout filter not installed"; fi
 
@@ -49,8 +49,9 @@ lint: $(PY) ## Check style (ruff) and types (mypy)
 	$(VENV)/bin/ruff format --check --no-cache .
 	$(VENV)/bin/mypy
 
-lab: $(PY) ## Start JupyterLab on localhost, with the server settings in jupyter_config/
-	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter_config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(PORT) --notebook-dir=.
+lab: $(PY) ## Start JupyterLab on localhost with jupyter_config/'s settings (ARGS="..." passes more options)
+	@if [ "$$(id -u)" = 0 ]; then echo "make lab: running as root, so JupyterLab gets --allow-root"; fi
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter_config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(PORT) --notebook-dir=. $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(ARGS)
 
 strip: $(PY) ## Strip outputs from the source notebooks
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/bench_realtime.py --checkpoint models/runs/default/best.pt --backend torch
     .venv/bin/python benchmarks/bench_realtime.py --browser 20           # also the widget in JupyterLab + Chromium
     .venv/bin/python benchmarks/bench_realtime.py --browser 20 --jupyter-defaults   # ... without jupyter_config/
+    .venv/bin/python benchmarks/bench_realtime.py --detector mtcnn       # another detector (not for --browser's widget)
     .venv/bin/python benchmarks/bench_realtime.py --camera 0             # also a real camera, 300 frames
     .venv/bin/python benchmarks/bench_realtime.py --fake-camera 30       # also camera index 0 on a V4L2 stand-in
     taskset -c 0,1 .venv/bin/python benchmarks/bench_realtime.py        # pin to two cores on a bigger machine
@@ -53,10 +54,9 @@ import numpy as np
 def untrained_checkpoint(path: Path, arch: str, img_size: int = 48) -> Path:
     import torch
 
-    import fer_utils.checkpoint as ck
     from fer_utils import CLASS_NAMES
-    from fer_utils.model import ModelConfig, create_model
-    from fer_utils.transforms import Preprocess
+    from fer_utils.model import ModelConfig, Preprocess, create_model
+    from fer_utils.model import checkpoint as ck
 
     torch.manual_seed(0)
     cfg = ModelConfig(arch=arch)
@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=300, help="frames in the clip")
     ap.add_argument("--size", default="320x240", help="frame size WIDTHxHEIGHT")
     ap.add_argument("--full-detect-every", type=int, default=10, help="frames between full-frame face searches")
+    ap.add_argument("--detector", default="haar", help="face detector: haar, mtcnn, or yunet with --detector-model")
+    ap.add_argument("--detector-model", default="", help="model file for --detector yunet")
     ap.add_argument("--warmup", type=int, default=20, help="untimed frames first")
     ap.add_argument("--browser", type=float, default=0, help="also time the widget in Chromium for this many seconds")
     ap.add_argument(
@@ -317,7 +319,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         clip = make_sample_clip(work / "clip.mp4", n=args.frames, size=(w, h), fps=30)
         frames = list(sample_frames(args.frames, (w, h)))
-        config = PipelineConfig(backend=args.backend, threads=args.threads, full_detect_every=args.full_detect_every)
+        config = PipelineConfig(
+            detector=args.detector,
+            detector_model=args.detector_model,
+            backend=args.backend,
+            threads=args.threads,
+            full_detect_every=args.full_detect_every,
+        )
         pipeline = Pipeline.from_checkpoint(ckpt, config)
         clf = pipeline.classifier
         results = {
@@ -335,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                 "size": f"{w}x{h}",
                 "frames": args.frames,
                 "full_detect_every": args.full_detect_every,
+                "detector": args.detector,
             },
             "cli": bench_cli(clip, pipeline, args.warmup),
             "widget-kernel": bench_widget_kernel(frames, pipeline, args.warmup, quality=75),
@@ -356,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
                     str(args.threads),
                     "--full-detect-every",
                     str(args.full_detect_every),
+                    "--detector",
+                    args.detector,
+                    *(["--detector-model", args.detector_model] if args.detector_model else []),
                 ],
             )
         if args.browser:
@@ -363,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
 
     m, s = results["machine"], results["setup"]
     print(
-        f"{s['arch']} at {s['img_size']} px via {s['backend']} ({s['threads']} thread), {s['size']}, "
-        f"{s['frames']} frames, one face; {m['cpus_usable']} usable CPUs, load {m['load_avg_1min']}"
+        f"{s['arch']} at {s['img_size']} px via {s['backend']} ({s['threads']} thread), {s['detector']} detector, "
+        f"{s['size']}, {s['frames']} frames, one face; {m['cpus_usable']} usable CPUs, load {m['load_avg_1min']}"
     )
     print(
         f"{'path':<15}{'frames/s':>9}{'face %':>8}  "

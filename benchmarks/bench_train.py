@@ -19,11 +19,10 @@ import time
 import numpy as np
 import torch
 
-from fer_utils.model import channels_last, create_model
-from fer_utils.recipe import TrainConfig
-from fer_utils.targets import weighted_soft_ce
-from fer_utils.train import _make_optimizer, make_batch
-from fer_utils.transforms import GrayAugment, Preprocess
+from fer_utils.model import GrayAugment, Preprocess, channels_last, create_model
+from fer_utils.train import TrainConfig
+from fer_utils.train.engine import _make_optimizer, make_batch
+from fer_utils.train.targets import weighted_soft_ce
 
 
 def main() -> None:

@@ -31,12 +31,11 @@ from torch import nn
 
 from fer_utils import paths
 from fer_utils.data import load_dataset
-from fer_utils.model import channels_last, create_model
-from fer_utils.monitor import ResourceMonitor
-from fer_utils.recipe import config_from_args
-from fer_utils.targets import ferplus_targets, weighted_soft_ce
-from fer_utils.train import _make_optimizer, _validate, make_batch, make_ema
-from fer_utils.transforms import GrayAugment, Preprocess, pixel_stats
+from fer_utils.model import GrayAugment, Preprocess, channels_last, create_model, pixel_stats
+from fer_utils.train import config_from_args
+from fer_utils.train.engine import _make_optimizer, _validate, make_batch, make_ema
+from fer_utils.train.monitor import ResourceMonitor
+from fer_utils.train.targets import ferplus_targets, weighted_soft_ce
 
 
 def main() -> None:
@@ -51,7 +50,7 @@ def main() -> None:
     tr, va = data.split(cfg.train_split), data.split(cfg.val_split)
     targets = None
     if cfg.ferplus:
-        from fer_utils.ferplus import align_votes, read_ferplus
+        from fer_utils.data import align_votes, read_ferplus
 
         votes = align_votes(read_ferplus(cfg.ferplus, n_rows=len(data)), tr)
         targets = ferplus_targets(tr.labels, votes, cfg.ferplus_weight, cfg.label_smoothing)

@@ -26,8 +26,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from . import CLASS_NAMES
-from .files import atomic_write
+from fer_utils.constants import CLASS_NAMES
+from fer_utils.files import atomic_write
 
 FACE_STYLE: dict[str, Any] = {"cmap": "gray", "vmin": 0, "vmax": 255, "interpolation": "nearest"}
 """``imshow`` arguments for uint8 faces."""
@@ -460,7 +460,7 @@ def reliability_diagram(
         n_bins: Confidence bins.
         title: Figure title.
     """
-    from .calibration import expected_calibration_error, reliability_table
+    from fer_utils.evaluate.calibration import expected_calibration_error, reliability_table
 
     k = max(len(probs_by_name), 1)
     fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.0), squeeze=False)

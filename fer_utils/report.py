@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import paths
-from .files import atomic_write_json
+from fer_utils import paths
+from fer_utils.files import atomic_write_json
 
-SYNTHETIC_BANNER = "Ran on SYNTHETIC data (procedurally drawn faces from fer_utils.synthetic), not FER2013"
+SYNTHETIC_BANNER = "Ran on SYNTHETIC data (procedurally drawn faces from fer_utils.data.synthetic), not FER2013"
 """First words of the banner of results computed on the synthetic data set."""
 
 FER2013_BANNER_PREFIX = "Ran on FER2013 file"
@@ -191,6 +191,23 @@ def checkpoint_banner(meta: dict[str, Any], *, data: Any = None, split: str | No
     if split is not None and split in used and not other_file:
         lines.append(f"- ⚠️ **{split} was used for training or model selection**: its metrics are optimistic.")
     return "\n".join(lines)
+
+
+def label_sets_table(split: str, fer2013: dict[str, Any], ferplus: dict[str, Any] | None) -> str:
+    """Markdown: a model's accuracy and macro-F1 on one split against FER2013's labels and, side by side,
+    FER+'s majority labels (:func:`fer_utils.evaluate.ferplus_metrics`), with the faces each counts."""
+    rows = [
+        "| labels | faces scored | accuracy | macro-F1 |",
+        "|---|---|---|---|",
+        f"| FER2013 (one annotator) | {fer2013['n']:,} | {fer2013['accuracy']:.4f} | {fer2013['macro_f1']:.4f} |",
+    ]
+    if ferplus is not None:
+        left = ", ".join(f"{n:,} {reason.replace('_', ' ')}" for reason, n in ferplus["left_out"].items() if n)
+        rows.append(
+            f"| FER+ majority (ten annotators) | {ferplus['n_kept']:,} ({ferplus['n_left_out']:,} left out"
+            f"{': ' + left if left else ''}) | {ferplus['accuracy']:.4f} | {ferplus['macro_f1']:.4f} |"
+        )
+    return f"**{split}**\n\n" + "\n".join(rows)
 
 
 def save_json(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -58,8 +58,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import paths
-from .files import atomic_write, atomic_write_json, atomic_write_text
+from fer_utils import paths
+from fer_utils.extras import require_extra
+from fer_utils.files import atomic_write, atomic_write_json, atomic_write_text
+
+require_extra("notebooks", "papermill", "nbformat", "nbconvert", "ipykernel")
 
 logger = logging.getLogger(__name__)
 
@@ -191,11 +194,11 @@ class _Placeholders(Mapping[str, str]):
 
     def __getitem__(self, key: str) -> str:
         if key == "synthetic_data" and key not in self._values:
-            from .synthetic import ensure_default_dataset
+            from fer_utils.data.synthetic import ensure_default_dataset
 
             self._values[key] = str(ensure_default_dataset())
         if key == "test_split" and key not in self._values:
-            from .data import load_dataset
+            from fer_utils.data import load_dataset
 
             data_path = expand_placeholders(self._data_path, self, where="data_path")
             splits = load_dataset(data_path or None).splits
@@ -325,8 +328,8 @@ def select_notebooks(only: str | None) -> list[str]:
 def _banner_for(data_path: str, cache: dict[str, tuple[str, Any]]) -> tuple[str, Any]:
     """(banner text, FERData) for a notebook's ``data_path``; the parsed data is cached on disk by fer_utils.data."""
     if data_path not in cache:
-        from .data import load_dataset
-        from .report import data_provenance
+        from fer_utils.data import load_dataset
+        from fer_utils.report import data_provenance
 
         data = load_dataset(data_path or None)
         cache[data_path] = (data_provenance(data), data)
@@ -525,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.log_output:
         logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per notebook is ours
     logging.getLogger("traitlets").setLevel(logging.ERROR)  # nbconvert's "alternative text is missing"
-    from .data import FERDataError
+    from fer_utils.data import FERDataError
 
     try:
         profile = load_profile(args.profile)

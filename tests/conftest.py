@@ -22,7 +22,7 @@ def _isolated_environment(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_csv(tmp_path_factory):
     """A small synthetic FER2013-format CSV: 12 Training, 4 PublicTest, 4 PrivateTest faces per class."""
-    from fer_utils.synthetic import make_synthetic_csv
+    from fer_utils.data import make_synthetic_csv
 
     path = tmp_path_factory.mktemp("tiny") / "tiny.csv"
     return make_synthetic_csv(path, n_per_class={"Training": 12, "PublicTest": 4, "PrivateTest": 4}, seed=3)

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import torch
 
-from fer_utils.recipe import TrainConfig
-from fer_utils.train import fit
+from fer_utils.train import TrainConfig, fit
 
 if __name__ == "__main__":
     data, out = sys.argv[1], Path(sys.argv[2])

@@ -25,23 +25,20 @@ from torch import nn
 
 from fer_utils import CLASS_NAMES, NUM_CLASSES, plots
 from fer_utils.browser import MisclassificationBrowser
-from fer_utils.browser_widgets import png_data_uri
-from fer_utils.data import FERDataError, load_dataset
-from fer_utils.evaluate import SplitPredictions, misclassified
-from fer_utils.ferplus import FERPLUS_COLUMNS, ferplus_majority
-from fer_utils.label_noise import LABEL_NOISE_CATEGORIES, label_noise, label_noise_table
-from fer_utils.review import load_review
-from fer_utils.selection import (
+from fer_utils.browser.selection import (
     FaceNotFound,
     Selection,
     export_selection,
     n_pages,
     page_rows,
     pair_examples,
-    sample_table,
     select,
 )
-from fer_utils.transforms import Preprocess
+from fer_utils.browser.widgets import png_data_uri
+from fer_utils.data import FERPLUS_COLUMNS, FERDataError, ferplus_plurality, load_dataset, load_review
+from fer_utils.evaluate import SplitPredictions, label_noise_table, misclassified, sample_table
+from fer_utils.evaluate.label_noise import LABEL_NOISE_CATEGORIES, label_noise
+from fer_utils.model import Preprocess
 
 
 class TinyTimm(nn.Module):
@@ -319,7 +316,7 @@ def test_text_fallback_says_what_matches(browser):
 def test_ferplus_votes_join_by_row_and_show_in_the_detail(pred, votes_csv, tmp_path):
     b = make_browser(pred, tmp_path, ferplus_path=votes_csv)
     votes = pd.read_csv(votes_csv).iloc[pred.data.index]
-    np.testing.assert_array_equal(b.table["ferplus"], ferplus_majority(votes))
+    np.testing.assert_array_equal(b.table["ferplus"], ferplus_plurality(votes))
     np.testing.assert_array_equal(b.table[list(FERPLUS_COLUMNS)], votes[list(FERPLUS_COLUMNS)])
     row = b.matches["index"].iat[0]
     shown = b.show(row)["votes"]
@@ -631,3 +628,23 @@ def test_export_includes_the_ten_votes_and_the_review_marks(pred, tmp_path, vote
     votes = pd.read_csv(votes_csv).iloc[pred.data.index]
     np.testing.assert_array_equal(df[list(FERPLUS_COLUMNS)], votes[list(FERPLUS_COLUMNS)])
     assert df["corrected_name"].tolist() == ["Surprise" if i == 4 else "" for i in range(len(df))]
+
+
+def test_out_of_sample_probabilities_drive_the_label_issue_score_and_the_note(tiny_csv, tmp_path):
+    from fer_utils.data import load_dataset
+    from fer_utils.evaluate import label_issue_scores
+
+    data = load_dataset(tiny_csv).split("Training")
+    rng = np.random.default_rng(0)
+    in_sample = rng.dirichlet(np.ones(len(CLASS_NAMES)), size=len(data)).astype(np.float32)
+    oos = rng.dirichlet(np.ones(len(CLASS_NAMES)), size=len(data)).astype(np.float32)
+    pred = SplitPredictions(probs=in_sample, data=data, tta="none", meta={}, checkpoint=Path("model.pt"))
+    plain = MisclassificationBrowser(pred, review_path=tmp_path / "r.csv", export_path=tmp_path / "e.csv")
+    crossed = MisclassificationBrowser(
+        pred, review_path=tmp_path / "r.csv", export_path=tmp_path / "e.csv", out_of_sample=oos
+    )
+    np.testing.assert_allclose(plain.table["label_issue"], label_issue_scores(data.labels, in_sample), rtol=1e-6)
+    np.testing.assert_allclose(crossed.table["label_issue"], label_issue_scores(data.labels, oos), rtol=1e-6)
+    np.testing.assert_allclose(crossed.table["confidence"], in_sample.max(axis=1), rtol=1e-6)  # the model's own view
+    assert "in-sample" in plain.label_issue_note
+    assert "out-of-sample" in crossed.label_issue_note

@@ -55,8 +55,8 @@ LAPTOP = {"width": 1280, "height": 800}
 
 def _write_votes(csv: Path, out: Path) -> Path:
     """FER+ votes for every row of ``csv``: mostly for the row's own label, sometimes for another class."""
-    from fer_utils.data import load_dataset
-    from fer_utils.ferplus import FERPLUS_COLUMNS, FERPLUS_TO_FER
+    from fer_utils.data import FERPLUS_COLUMNS, load_dataset
+    from fer_utils.data.ferplus import FERPLUS_TO_FER
 
     data = load_dataset(csv)
     column_of = {label: FERPLUS_COLUMNS.index(c) for c, label in FERPLUS_TO_FER.items() if label is not None}
@@ -75,7 +75,7 @@ def _write_votes(csv: Path, out: Path) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, Path]:
     """A synthetic CSV (90 faces per class), its FER+ votes and a resnet10t trained one epoch on 300 faces."""
-    from fer_utils.synthetic import make_synthetic_csv
+    from fer_utils.data import make_synthetic_csv
     from fer_utils.train import TrainConfig, fit
 
     root = tmp_path_factory.mktemp("browser_data")
@@ -191,7 +191,7 @@ def notebook_in_chromium(lab, errors: list[str]):
 
 
 def test_browser_filters_pages_and_opens_details_in_jupyterlab(lab, library_view, tmp_path):
-    from fer_utils.selection import Selection, select
+    from fer_utils.browser.selection import Selection, select
 
     errors: list[str] = []
     table = library_view.table
@@ -377,8 +377,8 @@ def _wait_for_page_label(page, label: str) -> None:
 
 
 def test_browser_fits_a_laptop_and_works_from_the_keyboard(lab, library_view, tmp_path):
-    from fer_utils.review import load_review
-    from fer_utils.selection import Selection, select
+    from fer_utils.browser.selection import Selection, select
+    from fer_utils.data import load_review
 
     errors: list[str] = []
     default = select(library_view.table, Selection())
@@ -411,8 +411,12 @@ def test_browser_fits_a_laptop_and_works_from_the_keyboard(lab, library_view, tm
 
         page.keyboard.press("n")
         _wait_for_page_label(page, "page 2 of")
+        # The page label can change before the grid is redrawn: wait for focus to leave the first page's faces.
         page.wait_for_function(
-            "() => document.activeElement && document.activeElement.classList.contains('fer-thumb')", timeout=30_000
+            """(old) => document.activeElement && document.activeElement.classList.contains('fer-thumb')
+                        && document.activeElement.dataset.position !== old""",
+            arg=str(second["position"]),
+            timeout=30_000,
         )
         after_page = page.evaluate(ACTIVE_JS)
 

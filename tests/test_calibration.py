@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fer_utils import calibration as cal
+from fer_utils.evaluate import calibration as cal
 
 
 def _constant_confidence(n: int, conf: float, accuracy: float, k: int = 7) -> tuple[np.ndarray, np.ndarray]:
@@ -112,3 +113,45 @@ def test_mismatched_inputs_are_refused():
         cal.expected_calibration_error([0, 1], np.full((3, 7), 1 / 7))
     with pytest.raises(ValueError, match="zero samples"):
         cal.fit_temperature(np.zeros(0, dtype=int), np.zeros((0, 7)))
+
+
+def split_predictions(tiny_csv, split, seed):
+    from fer_utils.data import load_dataset
+    from fer_utils.evaluate import SplitPredictions
+
+    data = load_dataset(tiny_csv)
+    part = data.split(split)
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(len(part), 7)) * 3
+    logits[np.arange(len(part)), part.labels] += 2.0  # right more often than not, over-confident
+    probs = cal.softmax(logits).astype(np.float32)
+    return data, SplitPredictions(probs=probs, data=part, tta="none", meta={}, checkpoint=Path("model.pt"))
+
+
+def test_calibrate_is_none_when_the_data_lacks_the_fitting_split(tiny_csv):
+    from dataclasses import replace
+
+    from fer_utils.evaluate import calibrate
+
+    data, pred = split_predictions(tiny_csv, "PrivateTest", 0)
+    without = replace(data, usage=np.where(data.usage == "PublicTest", "Training", data.usage))
+    assert calibrate(pred, without, "PublicTest", n_bins=5) is None
+
+
+def test_calibrate_fits_on_another_split_measures_on_this_one_and_saves_the_temperature(
+    tiny_csv, tmp_path, monkeypatch
+):
+    import fer_utils.evaluate.predictions as predictions
+    from fer_utils.evaluate import calibrate
+
+    data, pred = split_predictions(tiny_csv, "PrivateTest", 0)
+    _, fit_pred = split_predictions(tiny_csv, "PublicTest", 1)
+    asked = []
+    monkeypatch.setattr(predictions, "predict_split", lambda ck, d, split, tta: asked.append(split) or fit_pred)
+    done = calibrate(pred, data, "PublicTest", n_bins=5, out_dir=tmp_path)
+    assert asked == ["PublicTest"]
+    assert done.fit.split == "PublicTest"
+    assert done.summary["split"] == "PrivateTest"
+    assert np.allclose(done.probs_after, cal.apply_temperature(pred.probs, done.fit.temperature))
+    saved = json.loads((tmp_path / cal.TEMPERATURE_FILE).read_text())
+    assert saved["temperature"] == pytest.approx(done.fit.temperature)

@@ -1,10 +1,17 @@
 import pytest
 import torch
 
-import fer_utils.checkpoint as ck
-from fer_utils.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
-from fer_utils.model import ModelConfig, create_model
-from fer_utils.transforms import Preprocess
+from fer_utils.model import (
+    CheckpointError,
+    ModelConfig,
+    Preprocess,
+    create_model,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
+from fer_utils.model import checkpoint as ck
+from fer_utils.model.cli import main
 
 
 def make_ckpt(**extra):
@@ -115,13 +122,24 @@ def test_export_command_prints_checksum_and_refuses_bad_input(tmp_path, capsys):
     save_checkpoint(tmp_path / "best.pt", make_ckpt())
     (tmp_path / "eval.json").write_text(json.dumps({"accuracy": 0.5}))
     assert (
-        ck.main(
-            ["export", str(tmp_path / "best.pt"), str(tmp_path / "r.pt"), "--evaluation", str(tmp_path / "eval.json")]
-        )
+        main(["export", str(tmp_path / "best.pt"), str(tmp_path / "r.pt"), "--evaluation", str(tmp_path / "eval.json")])
         == 0
     )
     out = json.loads(capsys.readouterr().out)
     assert load_checkpoint(tmp_path / "r.pt", expected_sha256=out["sha256"])["evaluation"] == {"accuracy": 0.5}
-    assert ck.main(["export", str(tmp_path / "missing.pt"), str(tmp_path / "r2.pt")]) == 2
+    assert main(["export", str(tmp_path / "missing.pt"), str(tmp_path / "r2.pt")]) == 2
     assert "missing.pt: checkpoint file not found" in capsys.readouterr().err
     assert not (tmp_path / "r2.pt").exists()
+
+
+def test_export_of_a_continued_run_records_the_learning_curve_before_it_picked_up(tmp_path):
+    previous = save_checkpoint(
+        tmp_path / "shipped.pt", make_ckpt(epoch=3, history=[{"epoch": e, "val_accuracy": e / 10} for e in (1, 2, 3)])
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.csv").write_text("epoch,val_accuracy\n3,0.35\n4,0.45\n5,0.55\n")
+    src = save_checkpoint(run / "best.pt", make_ckpt(epoch=4, continued={"path": str(previous), "epoch": 2}))
+    ck.export_model(src, tmp_path / "release.pt")
+    history = load_checkpoint(tmp_path / "release.pt")["history"]
+    assert [(r["epoch"], r["val_accuracy"]) for r in history] == [(1, 0.1), (2, 0.2), (3, 0.35), (4, 0.45)]

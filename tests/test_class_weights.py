@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from fer_utils import CLASS_NAMES, NUM_CLASSES
-from fer_utils.class_weights import (
-    SCHEMES,
+from fer_utils.data import (
     ClassWeightsError,
     class_counts,
     compute_class_weights,
@@ -19,6 +18,7 @@ from fer_utils.class_weights import (
     save_class_weights,
     weights_table,
 )
+from fer_utils.data.class_weights import SCHEMES
 
 # Disgust (label 1) is rare and Happy (label 3) common, as in FER2013.
 COUNTS = np.array([100, 25, 100, 400, 100, 100, 100])

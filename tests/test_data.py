@@ -1,4 +1,5 @@
-"""fer_utils.data: reading FER2013 in its three layouts, validation, caching and the check CLI.
+"""fer_utils.data (loading, dataset, csv_reader): reading FER2013 in its three layouts, validation, caching and
+the check CLI.
 
 Every test writes its own tiny file; none needs the real data set.
 """
@@ -17,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_utils import CLASS_NAMES, NUM_CLASSES, SPLITS, data, synthetic
-from fer_utils.data import CANONICAL_MD5, FERDataError, main, read_fer2013, split_sort_key
+from fer_utils import CLASS_NAMES, NUM_CLASSES, SPLITS, paths
+from fer_utils.data import CANONICAL_MD5, FERDataError, load_dataset, read_fer2013, split_sort_key, synthetic
+from fer_utils.data.loading import main
 
 SIDE = 48
 # Rows: (label, usage); the images are drawn from a seeded generator.
@@ -193,7 +195,7 @@ def test_image_folder_gives_training_and_merged_test_split(tmp_path: Path, caplo
     for i, (split, emotion, face) in enumerate(layout):
         (root / split / emotion).mkdir(parents=True, exist_ok=True)
         assert cv2.imwrite(str(root / split / emotion / f"im{i}.png"), face)
-    with caplog.at_level(logging.WARNING, logger="fer_utils.data"):
+    with caplog.at_level(logging.WARNING, logger="fer_utils.data.loading"):
         d = read_fer2013(root)
     assert "merges PublicTest and PrivateTest" in caplog.text
     assert d.file_format == "folder"
@@ -406,7 +408,7 @@ def test_synthetic_sidecar_marks_the_data_synthetic(fer_csv: Path) -> None:
 
 
 def test_load_dataset_reads_the_given_path(fer_csv: Path) -> None:
-    assert len(data.load_dataset(fer_csv)) == len(ROWS)
+    assert len(load_dataset(fer_csv)) == len(ROWS)
 
 
 # ----------------------------------------------------------------------------- cache
@@ -473,7 +475,7 @@ def test_cli_reports_bad_file_on_stderr_with_exit_code_2(
 def test_cli_exits_2_without_traceback(tmp_path: Path) -> None:
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")
-    env = {**os.environ, "PYTHONPATH": str(Path(data.__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(paths.REPO_ROOT)}
     result = subprocess.run(
         [sys.executable, "-m", "fer_utils.data", str(path)], capture_output=True, text=True, env=env, timeout=60
     )
@@ -487,9 +489,9 @@ def test_load_dataset_falls_back_to_synthetic_data_with_a_warning(
 ) -> None:
     small = synthetic.make_synthetic_csv(tmp_path / "synthetic.csv", n_per_class={"Training": 1, "PublicTest": 1})
     monkeypatch.setattr(synthetic, "ensure_default_dataset", lambda: small)  # no default set to generate
-    monkeypatch.setattr(data.paths, "find_data_file", lambda path=None: None)
-    with caplog.at_level(logging.WARNING, logger="fer_utils.data"):
-        d = data.load_dataset()
+    monkeypatch.setattr(paths, "find_data_file", lambda path=None: None)
+    with caplog.at_level(logging.WARNING, logger="fer_utils.data.loading"):
+        d = load_dataset()
     assert d.source == small.resolve() and d.is_synthetic
     assert "SYNTHETIC" in caplog.text
 

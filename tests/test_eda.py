@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from fer_utils import CLASS_NAMES
-from fer_utils.eda import (
-    NO_MAJORITY,
+from fer_utils.data import (
+    FERPLUS_COLUMNS,
     duplicate_groups,
     duplicate_summary,
     ferplus_agreement,
@@ -17,7 +17,7 @@ from fer_utils.eda import (
     not_a_face,
     uniform_images,
 )
-from fer_utils.ferplus import FERPLUS_COLUMNS
+from fer_utils.data.eda import NO_MAJORITY
 
 
 @pytest.fixture

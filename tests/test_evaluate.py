@@ -14,9 +14,18 @@ import pytest
 import torch
 from torch import nn
 
-import fer_utils.transforms
-from fer_utils import CLASS_NAMES, NUM_CLASSES, evaluate
-from fer_utils.evaluate import compute_metrics, misclassified, most_confused_pairs, save_metrics
+import fer_utils.model.transforms
+from fer_utils import CLASS_NAMES, NUM_CLASSES
+from fer_utils.evaluate import (
+    compute_metrics,
+    evaluate_checkpoint,
+    misclassified,
+    most_confused_pairs,
+    predict,
+    save_metrics,
+)
+from fer_utils.evaluate.predictions import main
+from fer_utils.model import Preprocess
 
 
 def one_hot_probs(pred: list[int], confidence: float = 0.9) -> np.ndarray:
@@ -133,10 +142,8 @@ def faces() -> np.ndarray:
 
 
 def test_predict_returns_probabilities_in_eval_and_inference_mode(faces: np.ndarray) -> None:
-    from fer_utils.transforms import Preprocess
-
     model = TinyNet().train()
-    probs = evaluate.predict(model, faces, Preprocess(mean=0.5, std=0.25), batch_size=3)
+    probs = predict(model, faces, Preprocess(mean=0.5, std=0.25), batch_size=3)
     assert probs.shape == (7, NUM_CLASSES) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     assert len(model.saw_inference_mode) == 3  # batches of 3, 3, 1
@@ -145,11 +152,9 @@ def test_predict_returns_probabilities_in_eval_and_inference_mode(faces: np.ndar
 
 
 def test_predict_does_not_depend_on_batch_size(faces: np.ndarray) -> None:
-    from fer_utils.transforms import Preprocess
-
     pre = Preprocess(mean=0.5, std=0.25)
-    a = evaluate.predict(TinyNet(), faces, pre, tta="tencrop", batch_size=2)
-    b = evaluate.predict(TinyNet(), faces, pre, tta="tencrop", batch_size=256)
+    a = predict(TinyNet(), faces, pre, tta="tencrop", batch_size=2)
+    b = predict(TinyNet(), faces, pre, tta="tencrop", batch_size=256)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -158,9 +163,9 @@ def test_predict_averages_softmax_over_views(faces: np.ndarray, monkeypatch: pyt
         v = x[:, None].float() / 255
         return [v, 1 - v]
 
-    monkeypatch.setattr(fer_utils.transforms, "tta_views", two_views)
+    monkeypatch.setattr(fer_utils.model.transforms, "tta_views", two_views)  # predict() imports it when called
     model = TinyNet()
-    probs = evaluate.predict(model, faces, preprocess=None, tta="flip")  # type: ignore[arg-type]
+    probs = predict(model, faces, preprocess=None, tta="flip")  # type: ignore[arg-type]
     with torch.no_grad():
         v = torch.from_numpy(faces)[:, None].float() / 255
         expected = (model(v).softmax(1) + model(1 - v).softmax(1)) / 2
@@ -169,7 +174,7 @@ def test_predict_averages_softmax_over_views(faces: np.ndarray, monkeypatch: pyt
 
 def test_predict_refuses_an_unknown_tta_mode(faces: np.ndarray) -> None:
     with pytest.raises(ValueError, match="TTA"):
-        evaluate.predict(TinyNet(), faces, preprocess=None, tta="mirror")  # type: ignore[arg-type]
+        predict(TinyNet(), faces, preprocess=None, tta="mirror")  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- checkpoint + CLI
@@ -195,24 +200,30 @@ class FakeData:
 @pytest.fixture
 def fake_checkpoint(tmp_path: Path, faces: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A checkpoint path whose loading is replaced by a TinyNet with recorded TTA "flip"."""
-    import fer_utils.checkpoint
     import fer_utils.data
-    from fer_utils.transforms import Preprocess
+    import fer_utils.model.checkpoint
 
     path = tmp_path / "best.pt"
     path.write_bytes(b"stand-in")
     meta = {"class_names": CLASS_NAMES, "preprocess": Preprocess(mean=0.5, std=0.25), "tta": "flip"}
-    monkeypatch.setattr(fer_utils.checkpoint, "load_model", lambda p, device="cpu": (TinyNet(), meta))
+    monkeypatch.setattr(fer_utils.model.checkpoint, "load_model", lambda p, device="cpu": (TinyNet(), meta))
     data = FakeData(faces, np.arange(7) % NUM_CLASSES)
     monkeypatch.setattr(fer_utils.data, "load_dataset", lambda path, **kw: data)
     return path
 
 
 def test_evaluate_checkpoint_uses_the_recorded_tta_by_default(fake_checkpoint: Path) -> None:
-    m = evaluate.evaluate_checkpoint(fake_checkpoint, "fake.csv", "PublicTest")
+    m = evaluate_checkpoint(fake_checkpoint, "fake.csv", "PublicTest")
     assert m["tta"] == "flip" and m["split"] == "PublicTest" and m["n"] == 7
     assert m["checkpoint"] == str(fake_checkpoint) and m["data_md5"] == FakeData.content_md5
-    assert evaluate.evaluate_checkpoint(fake_checkpoint, "fake.csv", "PublicTest", tta="none")["tta"] == "none"
+    assert evaluate_checkpoint(fake_checkpoint, "fake.csv", "PublicTest", tta="none")["tta"] == "none"
+
+
+def test_evaluate_checkpoint_scores_at_another_crop_when_asked(fake_checkpoint: Path) -> None:
+    default = evaluate_checkpoint(fake_checkpoint, "fake.csv", "PublicTest", tta="none")
+    at_40 = evaluate_checkpoint(fake_checkpoint, "fake.csv", "PublicTest", tta="none", crop_size=40)
+    assert default["crop_size"] == 48 and at_40["crop_size"] == 40
+    assert default["nll"] != at_40["nll"]  # another input, other probabilities
 
 
 @pytest.mark.parametrize(("tta_args", "mode"), [([], "none"), (["--tta"], "flip"), (["--tta", "tencrop"], "tencrop")])
@@ -221,7 +232,7 @@ def test_cli_prints_one_json_object(
 ) -> None:
     out = tmp_path / "metrics.json"
     argv = ["--checkpoint", str(fake_checkpoint), "--data", "fake.csv", "--split", "PublicTest", "--out", str(out)]
-    assert evaluate.main(argv + tta_args) == 0
+    assert main(argv + tta_args) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["tta"] == mode and printed["n"] == 7
     assert {"accuracy", "macro_f1", "split", "per_class"} <= set(printed)
@@ -232,7 +243,7 @@ def test_cli_reports_an_absent_split_without_traceback(
     fake_checkpoint: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["--checkpoint", str(fake_checkpoint), "--data", "fake.csv", "--split", "PrivateTest"]
-    assert evaluate.main(argv) == 2
+    assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "PrivateTest" in captured.err and "Traceback" not in captured.err
 
@@ -240,7 +251,7 @@ def test_cli_reports_an_absent_split_without_traceback(
 def test_cli_reports_a_corrupt_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "broken.pt"
     path.write_bytes(b"this is not a checkpoint")
-    assert evaluate.main(["--checkpoint", str(path), "--data", "x.csv", "--split", "PublicTest"]) == 2
+    assert main(["--checkpoint", str(path), "--data", "x.csv", "--split", "PublicTest"]) == 2
     err = capsys.readouterr().err
     assert "broken.pt" in err and len(err.strip().splitlines()) == 1
 
@@ -268,6 +279,36 @@ def test_misclassified_returns_a_dataframe() -> None:
 
 
 def test_tta_modes_match_transforms() -> None:
-    from fer_utils import transforms
+    from fer_utils.evaluate.predictions import TTA_MODES
+    from fer_utils.model import transforms
 
-    assert evaluate.TTA_MODES == transforms.TTA_MODES
+    assert TTA_MODES == transforms.TTA_MODES
+
+
+def test_cli_scores_against_ferplus_majority_labels(
+    tiny_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ferplus_votes import write_votes
+
+    import fer_utils.model.checkpoint
+    from fer_utils.data import read_fer2013
+    from fer_utils.evaluate import predict_split
+
+    data = read_fer2013(tiny_csv)
+    kinds = ["label", "label", "label", "label", "contempt", "tie", "not_a_face"]
+    votes = write_votes(tmp_path / "fer2013new.csv", data.usage, data.labels, kinds)
+    meta = {"class_names": CLASS_NAMES, "preprocess": Preprocess(mean=0.5, std=0.25), "tta": "none"}
+    monkeypatch.setattr(fer_utils.model.checkpoint, "load_model", lambda p, device="cpu": (TinyNet(), meta))
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"stand-in")
+    argv = ["--checkpoint", str(checkpoint), "--data", str(tiny_csv), "--split", "PublicTest", "--ferplus", str(votes)]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)["ferplus"]
+    assert printed["protocol"] == "FERPlus majority"
+    assert printed["n_kept"] == 16 and printed["n_left_out"] == 12  # 28 PublicTest faces, 4 of each kind
+    assert printed["left_out"] == {"no_majority": 4, "unknown": 0, "not_a_face": 4, "contempt": 4}
+    pred = predict_split(checkpoint, data, "PublicTest", tta="none", progress=False)
+    kept = (np.arange(28) % 7) < 4
+    expected = float((pred.probs[kept].argmax(1) == pred.data.labels[kept]).mean())
+    assert printed["accuracy"] == pytest.approx(expected)
+    assert set(printed["per_class"]) == set(CLASS_NAMES)

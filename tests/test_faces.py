@@ -23,7 +23,7 @@ from fer_utils.live.detect import (
     to_gray,
 )
 from fer_utils.live.sources import sample_frames
-from fer_utils.transforms import Preprocess
+from fer_utils.model import Preprocess
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,8 @@ def test_haar_framing_reproduces_the_framing_it_was_calibrated_for(frames, haar)
 
 
 def test_unknown_detector_name_lists_the_choices():
-    with pytest.raises(ValueError, match=r"unknown face detector 'mtcnn'.*haar.*yunet"):
-        make_detector("mtcnn")
+    with pytest.raises(ValueError, match=r"unknown face detector 'retinaface'.*haar.*mtcnn.*yunet"):
+        make_detector("retinaface")
 
 
 def test_yunet_without_its_model_file_says_where_to_get_it(tmp_path):

@@ -1,5 +1,6 @@
-"""fer_utils.ferplus: reading FER+ votes, validating them, and the majority label; and beside it,
-fer_utils.label_noise: ranking likely label errors by confident learning and checking the ranking against FER+."""
+"""fer_utils.data.ferplus: reading FER+ votes, validating them, and the majority label; and beside it,
+fer_utils.evaluate.label_noise: ranking likely label errors by confident learning and checking the ranking against
+FER+."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ import pandas as pd
 import pytest
 
 from fer_utils import CLASS_NAMES
-from fer_utils.data import FERDataError, read_fer2013
-from fer_utils.ferplus import FERPLUS_COLUMNS, FERPLUS_TO_FER, align_votes, ferplus_majority, read_ferplus, vote_shares
-from fer_utils.label_noise import confident_thresholds, label_issue_precision, label_issue_scores, precision_markdown
+from fer_utils.data import (
+    FERPLUS_COLUMNS,
+    FERDataError,
+    align_votes,
+    ferplus_plurality,
+    read_fer2013,
+    read_ferplus,
+    vote_shares,
+)
+from fer_utils.data.ferplus import FERPLUS_TO_FER
+from fer_utils.evaluate import label_issue_precision, label_issue_scores
+from fer_utils.evaluate.label_noise import confident_thresholds, precision_markdown
 
 HEADER = "Usage,Image name," + ",".join(FERPLUS_COLUMNS)
 #          neutral happy surprise sad anger disgust fear contempt unknown NF
@@ -60,16 +70,16 @@ def test_mapping_covers_the_seven_fer_classes_once() -> None:
     assert CLASS_NAMES[FERPLUS_TO_FER["happiness"]] == "Happy"
 
 
-def test_majority_maps_to_fer_labels_and_marks_ties_and_non_fer_winners(votes_csv: Path) -> None:
-    labels = ferplus_majority(read_ferplus(votes_csv))
+def test_plurality_maps_to_fer_labels_and_marks_ties_and_non_fer_winners(votes_csv: Path) -> None:
+    labels = ferplus_plurality(read_ferplus(votes_csv))
     assert labels.dtype == np.int64
     expected = [CLASS_NAMES.index("Neutral"), CLASS_NAMES.index("Happy"), -1, -1, -1, CLASS_NAMES.index("Fear")]
     assert labels.tolist() == expected
 
 
-def test_majority_of_no_votes_is_minus_one() -> None:
+def test_plurality_of_no_votes_is_minus_one() -> None:
     empty = pd.DataFrame([[0] * len(FERPLUS_COLUMNS)], columns=list(FERPLUS_COLUMNS))
-    assert ferplus_majority(empty).tolist() == [-1]
+    assert ferplus_plurality(empty).tolist() == [-1]
 
 
 def test_non_integer_vote_names_file_row_and_field(tmp_path: Path) -> None:
@@ -224,3 +234,69 @@ def test_ranking_finds_planted_label_errors_far_above_the_base_rate() -> None:
     table = label_issue_precision(label_issue_scores(labels, probs), labels, truth, ks=(100,))
     assert table["base_rate"].iat[0] == pytest.approx(flipped.mean())
     assert table["precision"].iat[0] > 0.9
+
+
+# --------------------------------------------------------------------------- the FERPlus majority protocol
+
+
+def votes_frame(*rows: list[int]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=list(FERPLUS_COLUMNS))
+
+
+def test_majority_protocol_keeps_a_clear_majority_in_the_eight_class_order() -> None:
+    from fer_utils.data import FERPLUS_CLASS_NAMES, ferplus_majority_labels
+
+    #                   neu hap sur sad ang dis fea con unk NF
+    labels = ferplus_majority_labels(votes_frame([0, 0, 0, 0, 0, 0, 7, 0, 3, 0], [2, 0, 0, 0, 0, 0, 0, 6, 2, 0]))
+    assert [FERPLUS_CLASS_NAMES[k] for k in labels] == ["Fear", "Contempt"]
+    assert FERPLUS_CLASS_NAMES[:7] == CLASS_NAMES and FERPLUS_CLASS_NAMES[7] == "Contempt"
+
+
+def test_majority_protocol_drops_single_votes_before_counting() -> None:
+    from fer_utils.data import ferplus_majority_labels
+
+    # 4 of 10 is no majority, but the six single votes are outliers: 4 of the 4 that remain is.
+    labels = ferplus_majority_labels(votes_frame([4, 1, 1, 1, 1, 1, 1, 0, 0, 0]))
+    assert labels.tolist() == [CLASS_NAMES.index("Neutral")]
+
+
+def test_majority_protocol_leaves_out_a_tie_and_a_plurality_short_of_half() -> None:
+    from fer_utils.data import ferplus_majority_labels
+
+    tie = [0, 0, 0, 0, 5, 5, 0, 0, 0, 0]
+    plurality = [4, 0, 0, 3, 3, 0, 0, 0, 0, 0]  # 4 of 10: the plurality helper would say Neutral
+    assert ferplus_majority_labels(votes_frame(tie, plurality)).tolist() == [-1, -1]
+    assert ferplus_plurality(votes_frame(plurality)).tolist() == [CLASS_NAMES.index("Neutral")]
+
+
+def test_majority_protocol_leaves_out_unknown_and_not_a_face_majorities_with_their_own_codes() -> None:
+    from fer_utils.data import ferplus_majority_labels
+    from fer_utils.data.ferplus import LEFT_OUT
+
+    labels = ferplus_majority_labels(votes_frame([2, 0, 0, 0, 0, 0, 0, 0, 0, 8], [0, 2, 0, 0, 0, 0, 0, 0, 6, 2]))
+    assert [LEFT_OUT[k] for k in labels] == ["not_a_face", "unknown"]
+
+
+def test_ferplus_metrics_of_a_seven_class_model_count_contempt_as_left_out() -> None:
+    from fer_utils.evaluate import ferplus_metrics
+
+    majority = np.array([0, 3, 7, -1, -3, 3])  # Angry, Happy, Contempt, no majority, not a face, Happy
+    probs = np.full((6, 7), 0.01)
+    probs[[0, 1, 2, 3, 4, 5], [0, 3, 3, 3, 3, 4]] = 0.94  # right, right, -, -, -, wrong
+    m = ferplus_metrics(probs, majority)
+    assert m["n_kept"] == 3 and m["n_left_out"] == 3
+    assert m["left_out"] == {"no_majority": 1, "unknown": 0, "not_a_face": 1, "contempt": 1}
+    assert m["accuracy"] == pytest.approx(2 / 3)
+    assert m["per_class"]["Happy"]["support"] == 2
+
+
+def test_ferplus_metrics_of_an_eight_class_model_score_contempt_too() -> None:
+    from fer_utils.evaluate import ferplus_metrics
+
+    majority = np.array([7, 3])
+    probs = np.full((2, 8), 0.01)
+    probs[[0, 1], [7, 3]] = 0.93
+    m = ferplus_metrics(probs, majority)
+    assert m["accuracy"] == 1.0 and m["n_kept"] == 2
+    assert "contempt" not in m["left_out"]
+    assert m["per_class"]["Contempt"]["support"] == 1

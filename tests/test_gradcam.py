@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from fer_utils import NUM_CLASSES
-from fer_utils.gradcam import _correlations, choose_layer, compare_layers, grad_cam, map_sides, overlay, stage_layers
-from fer_utils.transforms import Preprocess
+from fer_utils.evaluate import choose_layer, compare_layers, grad_cam, overlay
+from fer_utils.evaluate.gradcam import _correlations, map_sides, stage_layers
+from fer_utils.model import Preprocess
 
 
 class HalvesNet(nn.Module):
@@ -178,3 +179,33 @@ def test_layer_choice_takes_the_most_class_specific_map_of_at_least_3x3():
     assert choose_layer(table.assign(class_correlation=[0.5, 0.3, 0.1, 0.0]), min_side=2) is None  # "(last)"
     with pytest.raises(ValueError, match="at least 7x7"):
         choose_layer(table, min_side=7)
+
+
+def layer_table(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["layer", "map_side", "class_correlation", "face_spread"])
+
+
+def test_resolve_layer_auto_takes_the_checked_choice():
+    from fer_utils.evaluate import resolve_layer
+
+    table = layer_table([("blocks.1", 12, 0.2, 0.5), ("blocks.2", 6, -0.1, 0.4), ("(last)", 2, 0.4, 0.1)])
+    assert resolve_layer(table, "auto") == "blocks.2"
+
+
+def test_resolve_layer_auto_falls_back_to_the_last_map_when_no_layer_qualifies():
+    from fer_utils.evaluate import resolve_layer
+
+    table = layer_table([("blocks.1", 12, float("nan"), 0.5), ("(last)", 2, float("nan"), 0.1)])
+    assert resolve_layer(table, "auto") is None
+
+
+def test_resolve_layer_takes_last_or_a_named_layer_and_refuses_an_unknown_one():
+    from fer_utils.evaluate import resolve_layer
+
+    table = layer_table([("blocks.1", 12, 0.2, 0.5), ("(last)", 2, 0.4, 0.1)])
+    assert resolve_layer(table, "last") is None
+    assert resolve_layer(table, "blocks.1") == "blocks.1"
+    with pytest.raises(ValueError, match="'blocks.9' is not one of blocks.1, \\(last\\)"):
+        resolve_layer(table, "blocks.9")

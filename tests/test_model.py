@@ -46,7 +46,7 @@ def test_pretrained_offline_falls_back_to_random_with_warning(monkeypatch, caplo
         return real(name, pretrained=False, **kw)
 
     monkeypatch.setattr(timm, "create_model", offline)
-    with caplog.at_level(logging.WARNING, logger="fer_utils.model"):
+    with caplog.at_level(logging.WARNING, logger="fer_utils.model.network"):
         model, init = create_model(ModelConfig(arch="resnet18"), pretrained=True)
     assert init.startswith("random (pretrained weights unavailable: OSError: hub unreachable")
     assert "RANDOM INITIALISATION" in caplog.text

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from fer_utils.monitor import ResourceMonitor, Usage, warn_if_contended
+from fer_utils.train.monitor import ResourceMonitor, Usage, warn_if_contended
 
 
 def write_proc(proc, *, busy, idle, own, hwm_kb=None):
@@ -89,7 +89,7 @@ def test_busy_child_process_shows_as_other_cpu_share():
 
 
 def test_contention_above_threshold_logs_a_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="fer_utils.monitor"):
+    with caplog.at_level(logging.WARNING, logger="fer_utils.train.monitor"):
         assert warn_if_contended(Usage(other_cpu_share=0.37, peak_rss_mb=None), threshold=0.10)
 
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
@@ -98,7 +98,7 @@ def test_contention_above_threshold_logs_a_warning(caplog):
 
 @pytest.mark.parametrize("share", [0.05, None])
 def test_no_warning_below_threshold_or_when_share_unknown(caplog, share):
-    with caplog.at_level(logging.WARNING, logger="fer_utils.monitor"):
+    with caplog.at_level(logging.WARNING, logger="fer_utils.train.monitor"):
         assert not warn_if_contended(Usage(other_cpu_share=share, peak_rss_mb=100.0), threshold=0.10)
 
     assert caplog.records == []

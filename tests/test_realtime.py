@@ -19,17 +19,15 @@ import numpy as np
 import pytest
 import torch
 
-import fer_utils.checkpoint as ck
 import fer_utils.live.classify as classify
 from fer_utils import CLASS_NAMES, paths
-from fer_utils.checkpoint import CheckpointError, resolve_checkpoint
 from fer_utils.live.classify import FaceClassifier
 from fer_utils.live.detect import Box, HaarDetector, crop_face, to_gray
 from fer_utils.live.pipeline import CorruptFrameError, FaceSmoother, Pipeline
 from fer_utils.live.runner import csv_header, main, run
 from fer_utils.live.sources import make_sample_clip, resolve_source, sample_frames, write_y4m
-from fer_utils.model import ModelConfig, create_model
-from fer_utils.transforms import Preprocess
+from fer_utils.model import CheckpointError, ModelConfig, Preprocess, create_model, resolve_checkpoint
+from fer_utils.model import checkpoint as ck
 
 
 def make_checkpoint(path: Path, arch: str = "test_efficientnet", seed: int = 0) -> Path:
@@ -250,6 +248,30 @@ def test_cli_unreadable_file_is_a_message_not_a_traceback(files, tmp_path):
 def test_cli_camera_that_does_not_open_is_a_clear_message(files, capsys):
     assert main(["--source", "57", "--checkpoint", str(files["ckpt"]), "--no-window"]) == 2
     assert "camera 57 could not be opened" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_output_suffix_it_cannot_write_before_reading_anything(tmp_path, capsys):
+    # Neither the source nor the checkpoint exists: had either been read first, the error would be about it.
+    args = ["--source", str(tmp_path / "clip.mp4"), "--checkpoint", str(tmp_path / "none.pt"), "--no-window"]
+    assert main([*args, "--output", str(tmp_path / "annotated.gif")]) == 2
+    err = capsys.readouterr().err
+    assert "annotated.gif: cannot write .gif files" in err and len(err.strip().splitlines()) == 1
+    assert all(suffix in err for suffix in (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".mp4", ".avi"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_refuses_an_annotated_image_for_a_video(files, tmp_path, capsys):
+    out = tmp_path / "annotated.png"
+    assert main(["--source", str(files["clip"]), "--checkpoint", str(files["ckpt"]), "--output", str(out)]) == 2
+    assert "needs a photo as --source" in capsys.readouterr().err and not out.exists()
+
+
+def test_cli_runs_a_video_with_the_mtcnn_detector(files, tmp_path):
+    out = tmp_path / "mtcnn.json"
+    args = ["--source", str(files["clip"]), "--checkpoint", str(files["ckpt"]), "--no-window", "--max-frames", "10"]
+    assert main([*args, "--detector", "mtcnn", "--json", str(out)]) == 0
+    stats = json.loads(out.read_text())
+    assert stats["pipeline"]["detector"] == "mtcnn" and stats["frames"] == 10 and stats["frames_with_face"] >= 8
 
 
 class _StandInCamera:

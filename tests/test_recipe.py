@@ -1,4 +1,4 @@
-"""The training recipe (fer_utils.recipe): defaults, checks on construction, config files and the command line."""
+"""The training recipe (fer_utils.train.recipe): defaults, checks on construction, config files and the command line."""
 
 import json
 from dataclasses import asdict
@@ -9,7 +9,8 @@ import pytest
 
 from fer_utils import paths
 from fer_utils.model import ModelConfig
-from fer_utils.recipe import RUN_FIELDS, TrainConfig, config_from_args
+from fer_utils.train import TrainConfig, config_from_args
+from fer_utils.train.recipe import RUN_FIELDS
 
 RUN_IN_PROGRESS = Path(__file__).parent / "data" / "effnet_b3_long_train_config.json"
 """``train_config`` of the long run of ``make train`` (models/runs/effnet_b3_long/config.json), started before the
@@ -104,3 +105,25 @@ def test_the_direction_of_better_follows_the_metric_unless_given():
     assert TrainConfig(eval_metric="loss").eval_decreasing is True
     assert TrainConfig(eval_metric="accuracy").eval_decreasing is False
     assert TrainConfig(eval_metric="loss", eval_decreasing=False).eval_decreasing is False
+
+
+def test_field_comments_are_read_from_the_class_source():
+    from fer_utils.train.recipe import field_comments
+
+    comments = field_comments(TrainConfig)
+    assert comments["lr"] == "peak learning rate after warm-up"
+    assert set(comments) >= {f for f in TrainConfig.__dataclass_fields__}
+
+
+def test_field_comments_refuse_a_field_without_one_naming_it():
+    from dataclasses import dataclass
+
+    from fer_utils.train.recipe import field_comments
+
+    @dataclass
+    class Partly:
+        said: int = 1  # has a comment
+        unsaid: int = 2
+
+    with pytest.raises(ValueError, match="Partly fields without a comment: unsaid"):
+        field_comments(Partly)

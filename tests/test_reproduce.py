@@ -127,7 +127,7 @@ def test_full_profile_analyses_the_shipped_model_unless_asked_to_retrain():
     shipped = notebook_parameters(profile, "04_error_analysis", declared, PLACEHOLDERS)
     assert shipped["checkpoint_path"] == "models/fer2013_efficientnet_b3.pt" and shipped["split"] == "PrivateTest"
     run = notebook_parameters(profile, "04_error_analysis", declared, PLACEHOLDERS, retrain=True)["checkpoint_path"]
-    from fer_utils.recipe import load_config
+    from fer_utils.train import load_config
 
     assert Path(run).parent == Path(load_config("configs/train.yaml").out_dir)  # the run that --retrain trains
 

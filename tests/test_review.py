@@ -1,4 +1,4 @@
-"""fer_utils.review: the review file (flags and corrected labels) written, read back, checked, and applied."""
+"""fer_utils.data.review: the review file (flags and corrected labels) written, read back, checked, and applied."""
 
 from __future__ import annotations
 
@@ -9,10 +9,17 @@ import pandas as pd
 import pytest
 
 from fer_utils import CLASS_NAMES
-from fer_utils.data import FERDataError
-from fer_utils.ferplus import FERPLUS_COLUMNS
-from fer_utils.review import REVIEW_COLUMNS, apply_review, corrections, from_table, load_review, save_review
-from fer_utils.selection import sample_table
+from fer_utils.data import (
+    FERPLUS_COLUMNS,
+    FERDataError,
+    apply_review,
+    corrections,
+    from_table,
+    load_review,
+    save_review,
+)
+from fer_utils.data.review import REVIEW_COLUMNS
+from fer_utils.evaluate import sample_table
 
 HEADER = ",".join(REVIEW_COLUMNS)
 NO_VOTES = "," * (len(FERPLUS_COLUMNS) - 1)

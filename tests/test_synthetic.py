@@ -1,4 +1,4 @@
-"""Specification of the synthetic FER2013-format data set (fer_utils.synthetic)."""
+"""Specification of the synthetic FER2013-format data set (fer_utils.data.synthetic and its face_drawing)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_utils import NUM_CLASSES, SPLITS, synthetic
-from fer_utils.synthetic import draw_face, is_synthetic, make_synthetic_csv
+from fer_utils import NUM_CLASSES, SPLITS
+from fer_utils.data import is_synthetic, make_synthetic_csv, synthetic
+from fer_utils.data.face_drawing import draw_face
 
 # Tiny counts keep every test well under a second.
 SMALL = {"Training": 2, "PublicTest": 1}
@@ -109,7 +110,7 @@ def test_default_counts_follow_fer2013_imbalance() -> None:
 def test_sidecar_records_generator_seed_and_counts(tmp_path: Path) -> None:
     path = make_synthetic_csv(tmp_path / "s.csv", n_per_class=SMALL, seed=5)
     meta = json.loads((tmp_path / "s.csv.synthetic.json").read_text())
-    assert meta["generator"] == "fer_utils.synthetic"
+    assert meta["generator"] == "fer_utils.data.synthetic"
     assert meta["seed"] == 5
     assert meta["n_per_class"] == {"Training": [2] * NUM_CLASSES, "PublicTest": [1] * NUM_CLASSES}
     assert "not FER2013" in meta["note"]

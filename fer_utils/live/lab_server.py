@@ -27,8 +27,12 @@ from __future__ import annotations
 
 import asyncio
 
-from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
-from traitlets.config import Config
+from fer_utils.extras import require_extra
+
+require_extra("notebooks", "jupyter_server", "traitlets")
+
+from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection  # noqa: E402
+from traitlets.config import Config  # noqa: E402
 
 UNTRACKED_MESSAGE_TYPES = ("comm_msg",)
 """Message types whose busy/idle replies should not change the kernel status JupyterLab shows."""

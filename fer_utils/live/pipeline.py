@@ -236,7 +236,7 @@ class Pipeline:
         cls, checkpoint: str | os.PathLike[str] | None = None, config: PipelineConfig = PipelineConfig()
     ) -> Pipeline:
         """Build the classifier and detector from a checkpoint (``None``: the shipped model, see
-        :func:`fer_utils.checkpoint.resolve_checkpoint`)."""
+        :func:`fer_utils.model.checkpoint.resolve_checkpoint`)."""
         from .classify import FaceClassifier
 
         classifier = FaceClassifier(checkpoint, backend=config.backend, threads=config.threads, tta=config.tta)

@@ -3,6 +3,9 @@
 :func:`open_source` opens a camera index, a video file, one image, or a glob or
 folder of images as a :class:`FrameSource`; a frame that cannot be decoded comes
 out as ``None`` (counted and skipped by the runner) and the stream goes on.
+:func:`image_source` tells photos from cameras and videos by the source's text,
+:func:`image_files` lists a glob's or folder's images, and :func:`read_image`
+reads one, refusing a corrupt or truncated file with an error that names it.
 :class:`VideoWriter` writes annotated video without leaving half a file behind.
 
 :func:`sample_frames` stands in for a camera where there is none: a real,
@@ -17,6 +20,7 @@ import glob
 import logging
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +29,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .. import paths
-from ..data import IMAGE_SUFFIXES
-from ..files import atomic_write_bytes
+from fer_utils import paths
+from fer_utils.data import IMAGE_SUFFIXES
+from fer_utils.files import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +42,16 @@ MAX_CONSECUTIVE_BAD_READS = 25
 """Failed reads in a row after which a video is taken to have ended (single failures are corrupt frames)."""
 
 
+JPEG_MAGIC = b"\xff\xd8\xff"
+"""The first bytes of every JPEG file."""
+
+
 class SourceError(ValueError):
     """A source that cannot be opened: unreadable file, empty glob, or a camera that does not open."""
+
+
+class ImageReadError(SourceError):
+    """An image file that cannot be decoded, or is truncated; the message names the file."""
 
 
 # --------------------------------------------------------------------------- sources
@@ -90,10 +102,7 @@ def open_source(source: str | int) -> FrameSource:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         return FrameSource(f"camera {index}", fps, True, _read_capture(cap, True), cap.release)
     if _is_pattern(text) or Path(text).is_dir():
-        pattern = str(Path(text) / "*") if Path(text).is_dir() else text
-        files = sorted(p for p in glob.glob(os.path.expanduser(pattern)) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise SourceError(f"{text}: no image files ({', '.join(IMAGE_SUFFIXES)}) match")
+        files = image_files(text)
         return FrameSource(f"{len(files)} images matching {text}", 0.0, False, _read_images(files), length=len(files))
     path = Path(text).expanduser()
     if not path.is_file():
@@ -132,6 +141,85 @@ def _is_pattern(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
 
+def image_source(source: str | int) -> str:
+    """What kind of still-image source ``source`` names, from its text alone (nothing is read).
+
+    Returns:
+        ``"many"`` for a glob or a folder (of images), ``"file"`` for one file with an image
+        suffix (:data:`fer_utils.data.IMAGE_SUFFIXES`), ``""`` for a camera index or a video.
+    """
+    text = str(source)
+    if text.isdigit():
+        return ""
+    if _is_pattern(text) or Path(text).expanduser().is_dir():
+        return "many"
+    return "file" if Path(text).suffix.lower() in IMAGE_SUFFIXES else ""
+
+
+def image_files(source: str | os.PathLike[str]) -> list[str]:
+    """The image files a glob, a folder or one image file names, sorted (other files in a folder are left out).
+
+    Raises:
+        SourceError: a glob or folder holds no image file, or a named file does not exist.
+    """
+    text = str(source)
+    folder = Path(text).expanduser()
+    if not _is_pattern(text) and not folder.is_dir():
+        if not folder.is_file():
+            raise SourceError(f"{folder}: no such file")
+        return [str(folder)]
+    pattern = str(folder / "*") if folder.is_dir() else os.path.expanduser(text)
+    files = sorted(p for p in glob.glob(pattern) if Path(p).suffix.lower() in IMAGE_SUFFIXES and Path(p).is_file())
+    if not files:
+        raise SourceError(f"{text}: no image files ({', '.join(IMAGE_SUFFIXES)}) match")
+    return files
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file as OpenCV does for every frame here: uint8 BGR (H, W, 3).
+
+    EXIF orientation is applied, an alpha channel dropped, 16-bit images scaled to 8 bits.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ImageReadError: not a decodable image, or a truncated one; the message names the file.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such image file")
+    frame = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if frame is None:
+        raise ImageReadError(f"{p}: not a readable image (corrupt, truncated, or not an image file)")
+    with open(p, "rb") as f:
+        is_jpeg = f.read(len(JPEG_MAGIC)) == JPEG_MAGIC
+    problem = _jpeg_problem(p) if is_jpeg else ""
+    if problem:
+        raise ImageReadError(f"{p}: truncated or corrupt JPEG ({problem})")
+    return frame
+
+
+def _jpeg_problem(path: Path) -> str:
+    """Why a JPEG file is incomplete ("" if it is whole), by decoding it with Pillow at an eighth of its size.
+
+    OpenCV decodes a truncated JPEG without complaint (libjpeg fills the missing part with grey and prints a
+    warning to stderr), so a cut-off download would be classified as if it were whole; Pillow raises instead.
+    The scaled decode still reads every byte of the file, at a fraction of a full decode's time and memory.
+    """
+    from PIL import Image  # a core dependency (matplotlib's too); only needed here
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.draft("L", (max(1, im.width // 8), max(1, im.height // 8)))
+                im.load()
+    except Image.DecompressionBombError:
+        return ""  # larger than Pillow checks by default; OpenCV decoded it
+    except OSError as err:
+        return str(err)
+    return ""
+
+
 def _read_capture(
     cap: Any, is_camera: bool, first: np.ndarray | None = None, total: int = 0
 ) -> Iterator[tuple[int, np.ndarray | None]]:
@@ -159,9 +247,11 @@ def _read_capture(
 
 def _read_images(files: Sequence[str]) -> Iterator[tuple[int, np.ndarray | None]]:
     for i, f in enumerate(files):
-        frame = cv2.imread(f, cv2.IMREAD_COLOR)
-        if frame is None:
-            logger.warning("%s: not a readable image; skipped", f)
+        try:
+            frame: np.ndarray | None = read_image(f)
+        except (ImageReadError, FileNotFoundError) as err:
+            logger.warning("%s; skipped", err)
+            frame = None
         yield i, frame
 
 

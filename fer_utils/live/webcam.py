@@ -38,10 +38,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anywidget
-import traitlets
+from fer_utils.extras import require_extra
 
-from .pipeline import CorruptFrameError, Pipeline, PipelineConfig
+require_extra("notebooks", "anywidget", "traitlets")
+
+import anywidget  # noqa: E402
+import traitlets  # noqa: E402
+
+from .pipeline import CorruptFrameError, Pipeline, PipelineConfig  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
